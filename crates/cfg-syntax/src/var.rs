@@ -46,8 +46,11 @@ pub struct Transform {
     pub class: String,
     /// `len` in `{s.len}`.
     pub method: String,
-    /// Parameters (each may contain variables).
+    /// Parameters (each may contain variables), split at top-level commas.
     pub params: Vec<Format>,
+    /// Everything after the first comma, verbatim, for transformations whose parameters
+    /// may themselves contain commas (`{s.select,1,,}`).
+    pub params_raw: Option<String>,
     /// Where it is.
     pub span: Span,
 }
@@ -348,10 +351,12 @@ pub(crate) fn parse_var_at(
             .iter()
             .map(|(off, p)| parse_format_at(p, sub_origin(origin, i + 1 + off), diags))
             .collect();
+        let params_raw = inner.split_once(',').map(|(_, r)| r.to_owned());
         v.transforms.push(Transform {
             class: class.to_owned(),
             method: method.to_owned(),
             params,
+            params_raw,
             span: origin.span(i, close),
         });
         i = close;

@@ -1,0 +1,2 @@
+//! The `sipox` command.
+fn main() {}

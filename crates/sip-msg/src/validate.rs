@@ -1,0 +1,71 @@
+//! The checks an element makes on receipt before running the script (RFC 3261 §8.2, §16.3):
+//! required headers present and parseable, single-value headers not repeated, CSeq consistent.
+
+use crate::error::{ErrorKind, Result, err};
+use crate::hdr::HeaderKind;
+use crate::msg::{Method, SipMsg};
+
+impl SipMsg {
+    /// Validates what every element needs: Via, From, To, Call-ID and CSeq present exactly once
+    /// (Via at least once) and parseable; Max-Forwards numeric; for requests the Request-URI
+    /// parses, carries no headers component, and the CSeq method equals the request method.
+    ///
+    /// The error's [`crate::ParseError::reply_code`] says what to answer (or to drop).
+    pub fn validate(&self) -> Result<()> {
+        let end = self.headers_end() as usize;
+        for kind in [
+            HeaderKind::From,
+            HeaderKind::To,
+            HeaderKind::CallId,
+            HeaderKind::CSeq,
+        ] {
+            if self.header(kind).is_none() {
+                return err(ErrorKind::Missing, end);
+            }
+        }
+        if self.header(HeaderKind::Via).is_none() {
+            return err(ErrorKind::Missing, end);
+        }
+        for kind in [
+            HeaderKind::From,
+            HeaderKind::To,
+            HeaderKind::CallId,
+            HeaderKind::CSeq,
+            HeaderKind::MaxForwards,
+            HeaderKind::ContentLength,
+        ] {
+            if let Some(second) = self.headers_of(kind).nth(1) {
+                return err(ErrorKind::Duplicate, second.name.lo());
+            }
+        }
+        if self
+            .call_id()
+            .is_some_and(|c| c.is_empty() || c.iter().any(|&b| b == b' ' || b == b','))
+        {
+            let at = self
+                .header(HeaderKind::CallId)
+                .map_or(end, |h| h.value.lo());
+            return err(ErrorKind::Duplicate, at);
+        }
+        self.via1()?;
+        self.from()?;
+        self.to()?;
+        let cseq = self.cseq()?;
+        self.max_forwards()?;
+        if let Some(method) = self.method() {
+            let uri = self.ruri()?;
+            if uri.headers().is_some() {
+                return err(ErrorKind::RuriHeaders, self.ruri_span().lo());
+            }
+            let same = match method {
+                Method::Other => cseq.method_bytes() == self.method_bytes(),
+                m => cseq.method() == m,
+            };
+            // ACK and CANCEL carry the INVITE's number with their own method: checked above.
+            if !same {
+                return err(ErrorKind::CSeqMismatch, cseq.v.method.lo());
+            }
+        }
+        Ok(())
+    }
+}

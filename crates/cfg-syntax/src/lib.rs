@@ -187,6 +187,7 @@ fn run(
     diagnostics.extend(lex_diags);
     let (ast, parse_diags) = parser::parse(toks, &flat);
     diagnostics.extend(parse_diags);
+    diagnostics.sort_by_key(|d| (d.span.file, d.span.start));
     Parsed {
         ast,
         diagnostics,

@@ -213,6 +213,19 @@ impl Parser<'_> {
 
     fn var_from(&mut self, t: &Token) -> ScriptVar {
         let text = self.text(t).to_owned();
+        if crate::lexer::var_extent(text.as_bytes()) != Ok(text.len()) {
+            // the lexer already reported it
+            return ScriptVar {
+                text,
+                span: t.span,
+                context: None,
+                class: String::new(),
+                name: None,
+                index: None,
+                transforms: Vec::new(),
+                full_form: false,
+            };
+        }
         parse_var_at(&text, Origin::Flat(self.flat, t.lo), &mut self.diags)
     }
 
@@ -282,7 +295,12 @@ impl Parser<'_> {
             match self.top_item() {
                 Ok(Some(item)) => cfg.items.push(item),
                 Ok(None) => {}
-                Err(Fail) => self.recover_top(),
+                Err(Fail) => {
+                    if self.pos == before {
+                        self.bump();
+                    }
+                    self.recover_top();
+                }
             }
             if self.pos == before {
                 self.bump();
@@ -292,9 +310,11 @@ impl Parser<'_> {
     }
 
     fn recover_top(&mut self) {
-        let start = self.pos;
         while !self.at_eof() {
-            if self.pos > start && self.tok(0).line_start && self.is_stmt_start_at(0) {
+            let t = self.tok(0);
+            let col1 = t.lo == 0 || self.flat.text.as_bytes().get(t.lo - 1) == Some(&b'\n');
+            if t.line_start && (self.is_stmt_start_at(0) || (col1 && matches!(t.kind, T::Ident(_))))
+            {
                 return;
             }
             self.bump();
@@ -426,8 +446,20 @@ impl Parser<'_> {
             "dst_blacklist" => self.raw_until_brace()?,
             _ => {
                 let mut items = Vec::new();
+                let mut texts = Vec::new();
                 while !self.is_stmt_start_at(0) {
+                    let lo = self.tok(0).lo;
                     items.push(self.value_item()?);
+                    let hi = self.toks[self.pos.saturating_sub(1)].hi;
+                    texts.push(self.flat.text.get(lo..hi).unwrap_or("").to_owned());
+                }
+                if items.len() > 1 {
+                    // inside word lists ("scale up to 8 on 70% ...") keep words verbatim
+                    for (v, t) in items.iter_mut().zip(texts) {
+                        if matches!(v, Value::Bool(_) | Value::Null) {
+                            *v = Value::Ident(t);
+                        }
+                    }
                 }
                 match items.len() {
                     0 => {
@@ -855,7 +887,7 @@ impl Parser<'_> {
             match self.statement() {
                 Ok(Some(s)) => stmts.push(s),
                 Ok(None) => {}
-                Err(Fail) => self.recover_stmt(),
+                Err(Fail) => self.recover_stmt(before),
             }
             if self.pos == before && !matches!(self.peek(), T::RBrace | T::Eof) {
                 self.bump();
@@ -863,9 +895,20 @@ impl Parser<'_> {
         }
     }
 
-    fn recover_stmt(&mut self) {
+    /// Skips the rest of a failed statement that started at token index `start`: up to a
+    /// `;` or the end of a `{ }` body at the statement's own nesting level, or just before
+    /// a `}` closing the enclosing block.
+    fn recover_stmt(&mut self, start: usize) {
+        // Only braces matter: an unclosed '(' must not swallow the enclosing block.
         let mut depth = 0i32;
-        let start = self.pos;
+        for t in &self.toks[start.min(self.pos)..self.pos] {
+            match t.kind {
+                T::LBrace => depth += 1,
+                T::RBrace => depth -= 1,
+                _ => {}
+            }
+        }
+        let mut depth = depth.max(0);
         loop {
             match self.peek() {
                 T::Eof => return,
@@ -873,8 +916,7 @@ impl Parser<'_> {
                     self.bump();
                     return;
                 }
-                T::LParen | T::LBrace | T::LBracket => depth += 1,
-                T::RParen | T::RBracket => depth -= 1,
+                T::LBrace => depth += 1,
                 T::RBrace => {
                     if depth <= 0 {
                         return;
@@ -882,12 +924,15 @@ impl Parser<'_> {
                     depth -= 1;
                     if depth == 0 {
                         self.bump();
+                        if self.is_word(0, "else") {
+                            continue;
+                        }
                         return;
                     }
                 }
                 _ => {}
             }
-            if self.pos > start && self.tok(0).line_start && self.is_route_start() {
+            if self.tok(0).line_start && self.is_route_start() {
                 return;
             }
             self.bump();
@@ -1156,7 +1201,7 @@ impl Parser<'_> {
             match self.statement() {
                 Ok(Some(s)) => stmts.push(s),
                 Ok(None) => {}
-                Err(Fail) => self.recover_stmt(),
+                Err(Fail) => self.recover_stmt(before),
             }
             if self.pos == before && !self.at(&T::RBrace) && !self.at_eof() {
                 self.bump();

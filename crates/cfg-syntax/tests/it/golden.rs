@@ -9,7 +9,7 @@ use crate::support::{cfg_files, check_golden, data_dir};
 fn ok_configs_match_their_summaries() {
     let files = cfg_files("ok");
     assert!(
-        files.len() >= 1,
+        files.len() >= 8,
         "expected the golden corpus, found {}",
         files.len()
     );

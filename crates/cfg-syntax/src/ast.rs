@@ -57,7 +57,7 @@ pub enum Value {
     /// A listening socket definition.
     Socket(SocketDef),
     /// Several values (e.g. `alias` lists, `udp_workers = 4 use_auto_scaling_profile P`).
-    List(Vec<Value>),
+    List(Vec<Self>),
     /// Punctuation or keyword kept verbatim inside a list (e.g. `%` in auto-scaling profiles).
     Word(String),
     /// Text kept verbatim (e.g. the body of `dst_blacklist`).

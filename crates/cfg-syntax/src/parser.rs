@@ -15,6 +15,8 @@ struct Fail;
 type PResult<T> = Result<T, Fail>;
 
 const MAX_DEPTH: u32 = 200;
+/// Most binary operators in one chain (bounds the depth of the resulting tree).
+const MAX_CHAIN: usize = 1000;
 
 const ROUTE_KEYWORDS: &[&str] = &[
     "route",
@@ -704,10 +706,7 @@ impl Parser<'_> {
             flags: Vec::new(),
             span: start,
         };
-        loop {
-            let Some(w) = self.word().map(str::to_owned) else {
-                break;
-            };
+        while let Some(w) = self.word().map(str::to_owned) {
             if self.is_stmt_start_at(0) {
                 break;
             }
@@ -1556,7 +1555,13 @@ impl Parser<'_> {
 
     fn cond_inner(&mut self) -> PResult<Expr> {
         let mut lhs = self.cond_unary()?;
+        let mut n = 0;
         while let Some(op) = self.logic_op() {
+            n += 1;
+            if n > MAX_CHAIN {
+                self.err_here("expression too long");
+                return Err(Fail);
+            }
             self.bump();
             let rhs = self.cond_unary()?;
             let span = lhs.span.to(rhs.span);
@@ -1827,7 +1832,13 @@ impl Parser<'_> {
         } else {
             self.aexp_unary()?
         };
+        let mut n = 0;
         while let Some(op) = self.bin_op(bitwise) {
+            n += 1;
+            if n > MAX_CHAIN {
+                self.err_here("expression too long");
+                return Err(Fail);
+            }
             self.bump();
             let rhs = if bitwise {
                 self.aexp_level(false)?

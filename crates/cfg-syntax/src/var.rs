@@ -5,6 +5,9 @@ use crate::diag::Diagnostic;
 use crate::lexer::var_extent;
 use crate::source::{Flat, Span};
 
+/// Most variables one variable's text may contain (bounds recursion).
+const MAX_NESTED_VARS: usize = 64;
+
 /// A script (pseudo-)variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptVar {
@@ -146,21 +149,21 @@ pub(crate) fn parse_format_at(
     let mut i = 0;
     let mut lit_start = 0;
     while i < bytes.len() {
-        if bytes[i] == b'$' {
-            if let Ok(len) = var_extent(&bytes[i..]) {
-                if i > lit_start {
-                    lit.push_str(&text[lit_start..i]);
-                }
-                if !lit.is_empty() {
-                    parts.push(FormatPart::Text(std::mem::take(&mut lit)));
-                }
-                let sub = sub_origin(origin, i);
-                let v = parse_var_at(&text[i..i + len], sub, diags);
-                parts.push(FormatPart::Var(v));
-                i += len;
-                lit_start = i;
-                continue;
+        if bytes[i] == b'$'
+            && let Ok(len) = var_extent(&bytes[i..])
+        {
+            if i > lit_start {
+                lit.push_str(&text[lit_start..i]);
             }
+            if !lit.is_empty() {
+                parts.push(FormatPart::Text(std::mem::take(&mut lit)));
+            }
+            let sub = sub_origin(origin, i);
+            let v = parse_var_at(&text[i..i + len], sub, diags);
+            parts.push(FormatPart::Var(v));
+            i += len;
+            lit_start = i;
+            continue;
         }
         i += 1;
     }
@@ -246,6 +249,10 @@ pub(crate) fn parse_var_at(
     }
     if bytes.first() != Some(&b'$') {
         err!(0, text.len(), "invalid script variable");
+        return v;
+    }
+    if bytes.iter().filter(|b| **b == b'$').count() > MAX_NESTED_VARS {
+        err!(0, text.len(), "script variable nested too deeply");
         return v;
     }
     // body range [b, e) and whether full form

@@ -9,8 +9,8 @@ pub(crate) fn data_dir() -> PathBuf {
 /// Sorted `.cfg` files of a data sub-directory.
 pub(crate) fn cfg_files(sub: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(data_dir().join(sub))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+        .expect("data directory")
+        .map(|e| e.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "cfg"))
         .collect();
     v.sort();
@@ -20,7 +20,7 @@ pub(crate) fn cfg_files(sub: &str) -> Vec<PathBuf> {
 /// Compares `actual` with the file at `expected`; with `BLESS=1` writes it instead.
 pub(crate) fn check_golden(expected: &std::path::Path, actual: &str) -> Result<(), String> {
     if std::env::var_os("BLESS").is_some() {
-        std::fs::write(expected, actual).unwrap();
+        std::fs::write(expected, actual).expect("write golden file");
         return Ok(());
     }
     let want = std::fs::read_to_string(expected)

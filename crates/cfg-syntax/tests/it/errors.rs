@@ -33,3 +33,14 @@ fn broken_configs_report_expected_diagnostics() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn rendering_shows_source_line_caret_and_hint() {
+    let p = sipox_cfg_syntax::parse_str("r.cfg", "route {\n\tif (5 == $var(x)) { exit; }\n}\n");
+    let r = p.render_diagnostics();
+    assert_eq!(
+        r,
+        "r.cfg:2:6: error: left side of '==' must be a script variable\n  | \tif (5 == $var(x)) { exit; }\n  | \t    ^\n  = hint: OpenSIPS only compares a variable with a value: put the variable first\n"
+    );
+    assert_eq!(p.diagnostics[0].found.as_deref(), Some("5"));
+}

@@ -87,6 +87,10 @@ pub enum ErrorKind {
     /// The CSeq method differs from the request method.
     #[error("CSeq method does not match the request method")]
     CSeqMismatch,
+    /// An unknown request method whose CSeq names a different method (RFC 4475 §3.1.2.18:
+    /// answered 501 Not Implemented).
+    #[error("unknown method with a different CSeq method")]
+    CSeqMismatchUnknownMethod,
     /// A Request-URI carries a headers component (RFC 3261 §19.1.1 forbids it).
     #[error("Request-URI must not carry headers")]
     RuriHeaders,
@@ -135,6 +139,7 @@ impl ParseError {
         match self.kind {
             ErrorKind::BadVersion => Some(505),
             ErrorKind::TooLarge => Some(513),
+            ErrorKind::CSeqMismatchUnknownMethod => Some(501),
             _ => Some(400),
         }
     }
@@ -143,6 +148,7 @@ impl ParseError {
     pub const fn reason(&self) -> &'static str {
         match self.kind {
             ErrorKind::BadVersion => "Version Not Supported",
+            ErrorKind::CSeqMismatchUnknownMethod => "Not Implemented",
             ErrorKind::TooLarge => "Message Too Large",
             ErrorKind::Missing => "Bad Request - Missing Header",
             ErrorKind::Duplicate => "Bad Request - Duplicate Header",

@@ -16,6 +16,8 @@
 //! - Errors are [`ParseError`]s with the byte offset; [`ParseError::reply_code`] maps them to the
 //!   400/505 reply (or a drop, for responses).
 
+#![forbid(unsafe_code)]
+
 mod build;
 mod edit;
 mod error;

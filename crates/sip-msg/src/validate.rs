@@ -8,7 +8,8 @@ use crate::msg::{Method, SipMsg};
 impl SipMsg {
     /// Validates what every element needs: Via, From, To, Call-ID and CSeq present exactly once
     /// (Via at least once) and parseable; Max-Forwards numeric; for requests the Request-URI
-    /// parses, carries no headers component, and the CSeq method equals the request method.
+    /// parses, carries no headers component, and the CSeq method equals the request method;
+    /// REGISTER Contacts parse.
     ///
     /// The error's [`crate::ParseError::reply_code`] says what to answer (or to drop).
     pub fn validate(&self) -> Result<()> {
@@ -57,13 +58,25 @@ impl SipMsg {
             if uri.headers().is_some() {
                 return err(ErrorKind::RuriHeaders, self.ruri_span().lo());
             }
+            // A registrar must reject a malformed binding (RFC 4475 §3.1.2.13); check REGISTER
+            // Contacts here so every element answers it the same way.
+            if method == Method::Register {
+                for c in self.contacts() {
+                    c?;
+                }
+            }
             let same = match method {
                 Method::Other => cseq.method_bytes() == self.method_bytes(),
                 m => cseq.method() == m,
             };
             // ACK and CANCEL carry the INVITE's number with their own method: checked above.
             if !same {
-                return err(ErrorKind::CSeqMismatch, cseq.v.method.lo());
+                let kind = if method == Method::Other {
+                    ErrorKind::CSeqMismatchUnknownMethod
+                } else {
+                    ErrorKind::CSeqMismatch
+                };
+                return err(kind, cseq.v.method.lo());
             }
         }
         Ok(())

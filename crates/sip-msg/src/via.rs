@@ -230,6 +230,12 @@ impl<'a> Bound<'a, Via> {
         self.branch()
             .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
+    /// True when a reply must never be sent to this Via's sent-by (or maddr): the IPv4
+    /// broadcast or unspecified address (RFC 4475 §3.3.10).
+    pub fn is_unsafe_reply_target(&self) -> bool {
+        let h = self.maddr().unwrap_or_else(|| self.host());
+        matches!(h, b"255.255.255.255" | b"0.0.0.0" | b"[::]")
+    }
     /// The whole value as written.
     pub fn raw(&self) -> &'a [u8] {
         self.s(self.v.span)

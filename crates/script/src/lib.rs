@@ -1,0 +1,1 @@
+//! The script engine (being built).

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system packages the build and tests need on a fresh Debian machine.
+# Idempotent: skips what is already there. Needs root (or sudo) for apt-get.
+set -euo pipefail
+pkgs=()
+command -v mold >/dev/null 2>&1 || pkgs+=(mold)      # fast linker (scripts/cc-link falls back without it)
+command -v m4 >/dev/null 2>&1 || pkgs+=(m4)          # cfg preprocessor test (-p "m4")
+command -v g++ >/dev/null 2>&1 || pkgs+=(g++)        # libFuzzer build in the fuzz crate check
+if [ ${#pkgs[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi

@@ -50,9 +50,31 @@ fn typed_sipox(m: &SipMsg) -> usize {
 
 fn typed_rsip(m: &rsip::SipMessage) -> usize {
     let mut n = 0;
-    n += m.via_header().unwrap().typed().unwrap().uri.host_with_port.to_string().len();
-    n += m.from_header().unwrap().typed().unwrap().uri.to_string().len();
-    n += m.to_header().unwrap().typed().unwrap().uri.to_string().len();
+    n += m
+        .via_header()
+        .unwrap()
+        .typed()
+        .unwrap()
+        .uri
+        .host_with_port
+        .to_string()
+        .len();
+    n += m
+        .from_header()
+        .unwrap()
+        .typed()
+        .unwrap()
+        .uri
+        .to_string()
+        .len();
+    n += m
+        .to_header()
+        .unwrap()
+        .typed()
+        .unwrap()
+        .uri
+        .to_string()
+        .len();
     n += m.cseq_header().unwrap().typed().unwrap().seq as usize;
     n += m.call_id_header().unwrap().value().len();
     n

@@ -10,6 +10,7 @@
 
 mod alloc;
 mod conformance;
+mod headers;
 mod mutation;
 
 use std::path::PathBuf;

@@ -21,6 +21,9 @@ struct Lump {
 pub(crate) struct Edits {
     lumps: Vec<Lump>,
     seq: u32,
+    /// A new body; Content-Length (and Content-Type) are fixed up at write time.
+    body: Option<Bytes>,
+    content_type: Option<Bytes>,
 }
 
 impl Edits {
@@ -55,7 +58,7 @@ fn header_line(name: &[u8], value: &[u8]) -> Bytes {
 impl SipMsg {
     /// True when edits are pending.
     pub fn has_edits(&self) -> bool {
-        !self.edits.lumps.is_empty()
+        !self.edits.lumps.is_empty() || self.edits.body.is_some()
     }
 
     /// Discards all pending edits.
@@ -163,26 +166,13 @@ impl SipMsg {
         self.insert_header_first(b"Record-Route", value);
     }
 
-    /// Replaces the body and fixes Content-Length (adding it when missing). When `content_type`
-    /// is given, the Content-Type header is replaced or added too.
+    /// Replaces the body; Content-Length is fixed (or added) when the message is written. When
+    /// `content_type` is given, the Content-Type header is replaced or added too. A second call
+    /// replaces the first.
     pub fn set_body(&mut self, content_type: Option<&[u8]>, body: impl Into<Bytes>) {
-        let body: Bytes = body.into();
-        let len = body.len();
-        let bs = self.body_span();
-        self.replace(bs, body);
-        let n = itoa_buf(len);
-        match self.header(HeaderKind::ContentLength).copied() {
-            Some(h) => self.replace(h.value, Bytes::copy_from_slice(n.as_slice())),
-            None => {
-                let line = header_line(b"Content-Length", n.as_slice());
-                self.append_raw_headers(line);
-            }
-        }
+        self.edits.body = Some(body.into());
         if let Some(ct) = content_type {
-            match self.header(HeaderKind::ContentType).copied() {
-                Some(h) => self.replace(h.value, Bytes::copy_from_slice(ct)),
-                None => self.append_header(b"Content-Type", ct),
-            }
+            self.edits.content_type = Some(Bytes::copy_from_slice(ct));
         }
     }
 
@@ -198,11 +188,54 @@ impl SipMsg {
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let buf = self.buf();
         let span = self.span();
-        if self.edits.lumps.is_empty() {
+        if !self.has_edits() {
             out.extend_from_slice(span.of(buf));
             return Ok(());
         }
-        let mut order: Vec<&Lump> = self.edits.lumps.iter().collect();
+        // Body edits become lumps here, so repeated set_body calls never stack up.
+        let mut extra: smallvec::SmallVec<[Lump; 3]> = smallvec::SmallVec::new();
+        let seq = self.edits.seq;
+        if let Some(body) = &self.edits.body {
+            extra.push(Lump {
+                span: self.body_span(),
+                data: body.clone(),
+                seq,
+            });
+            let n = itoa_buf(body.len());
+            match self.header(HeaderKind::ContentLength) {
+                Some(h) => extra.push(Lump {
+                    span: h.value,
+                    data: Bytes::copy_from_slice(&n),
+                    seq,
+                }),
+                None => extra.push(Lump {
+                    span: Span {
+                        start: self.headers_end(),
+                        end: self.headers_end(),
+                    },
+                    data: header_line(b"Content-Length", &n),
+                    seq,
+                }),
+            }
+            if let Some(ct) = &self.edits.content_type {
+                match self.header(HeaderKind::ContentType) {
+                    Some(h) => extra.push(Lump {
+                        span: h.value,
+                        data: ct.clone(),
+                        seq,
+                    }),
+                    None => extra.push(Lump {
+                        span: Span {
+                            start: self.headers_end(),
+                            end: self.headers_end(),
+                        },
+                        data: header_line(b"Content-Type", ct),
+                        seq: seq + 1,
+                    }),
+                }
+            }
+        }
+        let mut order: Vec<&Lump> = self.edits.lumps.iter().chain(extra.iter()).collect();
         order.sort_by_key(|l| (l.span.start, !l.span.is_empty(), l.seq));
         let mut pos = span.start;
         for l in order {
@@ -321,6 +354,12 @@ abcd";
             m2.value_of(HeaderKind::ContentType),
             Some(&b"application/sdp"[..])
         );
+        let mut m = msg();
+        m.set_body(None, &b"first"[..]);
+        m.set_body(None, &b"second!"[..]);
+        let m2 = SipMsg::parse(Bytes::from(out(&m).into_bytes())).unwrap();
+        assert_eq!(m2.body(), b"second!");
+        assert_eq!(m2.count_of(HeaderKind::ContentLength), 1);
         let mut m = msg();
         m.remove_body();
         let m2 = SipMsg::parse(Bytes::from(out(&m).into_bytes())).unwrap();

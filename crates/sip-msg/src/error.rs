@@ -103,6 +103,9 @@ pub enum ErrorKind {
     /// A multipart body is malformed.
     #[error("malformed multipart body")]
     BadMultipart,
+    /// A Call-ID value is empty or holds white space or commas.
+    #[error("malformed Call-ID")]
+    BadCallId,
     /// A header value is empty where a value is required.
     #[error("empty value")]
     Empty,

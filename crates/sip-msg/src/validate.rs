@@ -46,7 +46,7 @@ impl SipMsg {
             let at = self
                 .header(HeaderKind::CallId)
                 .map_or(end, |h| h.value.lo());
-            return err(ErrorKind::Duplicate, at);
+            return err(ErrorKind::BadCallId, at);
         }
         self.via1()?;
         self.from()?;

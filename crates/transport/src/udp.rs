@@ -1,0 +1,106 @@
+//! UDP: sockets with large kernel buffers, receiver threads blocking in `recv_from`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sipox_sip_msg::{Framing, SipMsg};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::{Dest, Proto, SendError, Source, Transports, is_keepalive};
+
+/// How often a blocked receiver wakes up to check for shutdown.
+const POLL: Duration = Duration::from_millis(200);
+
+pub(crate) fn bind(addr: SocketAddr, maxbuffer: usize) -> std::io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // Ask for large buffers; the kernel caps them at net.core.[rw]mem_max, which is fine.
+    let _ = s.set_recv_buffer_size(maxbuffer);
+    let _ = s.set_send_buffer_size(maxbuffer);
+    s.bind(&addr.into())?;
+    let s: UdpSocket = s.into();
+    s.set_read_timeout(Some(POLL))?;
+    Ok(s)
+}
+
+pub(crate) fn spawn_receivers(t: &Transports) -> std::io::Result<()> {
+    let inner = t.inner();
+    for (id, sock) in &inner.udp {
+        let local = sock.local_addr()?;
+        for n in 0..inner.cfg.udp_workers.max(1) {
+            let sock = sock.try_clone()?;
+            let t = t.clone();
+            let id = *id;
+            std::thread::Builder::new()
+                .name(format!("udp-{}-{n}", local.port()))
+                .spawn(move || receive_loop(&t, &sock, id, local))?;
+        }
+    }
+    Ok(())
+}
+
+fn receive_loop(t: &Transports, sock: &UdpSocket, id: crate::SocketId, local: SocketAddr) {
+    let inner = t.inner();
+    let mut buf = vec![0u8; 65_536];
+    while !inner.stop.load(Ordering::Relaxed) {
+        let (n, remote) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let data = &buf[..n];
+        if is_keepalive(data) {
+            inner.stats.keepalives.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let src = Source {
+            socket: id,
+            proto: Proto::Udp,
+            remote,
+            local,
+            conn: None,
+        };
+        inner.stats.received.fetch_add(1, Ordering::Relaxed);
+        match SipMsg::parse_with(
+            Bytes::copy_from_slice(data),
+            &inner.cfg.limits,
+            Framing::Datagram,
+        ) {
+            Ok(msg) => inner.handler.on_message(msg, &src, t),
+            Err(e) => {
+                inner.stats.bad.fetch_add(1, Ordering::Relaxed);
+                inner.handler.on_bad_message(data, e, &src, t);
+            }
+        }
+    }
+}
+
+pub(crate) fn send(t: &Transports, dst: &Dest, data: &[u8]) -> Result<(), SendError> {
+    let inner = t.inner();
+    let sock = match dst.socket {
+        Some(id) => inner.udp.iter().find(|(i, _)| *i == id).map(|(_, s)| s),
+        None => inner.udp.iter().find_map(|(_, s)| {
+            s.local_addr()
+                .ok()
+                .filter(|a| a.is_ipv4() == dst.addr.is_ipv4())
+                .map(|_| s)
+        }),
+    };
+    let Some(sock) = sock else {
+        return Err(SendError::NoSocket(Proto::Udp));
+    };
+    sock.send_to(data, dst.addr)
+        .map(|_| ())
+        .map_err(|e| SendError::Io(e.to_string()))
+}

@@ -1,0 +1,108 @@
+//! Table configuration: the RFC 3261 timer base values and proxy policies.
+
+use std::time::Duration;
+
+/// When an INVITE server transaction sends `100 Trying` by itself (RFC 3261 §17.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trying {
+    /// As soon as the INVITE creates the transaction (what a proxy does).
+    Immediately,
+    /// If the transaction user has sent no provisional response after this long.
+    After(Duration),
+    /// Never (the transaction user sends its own).
+    Never,
+}
+
+/// Configuration of a [`crate::TxnTable`]. Plain data; build with `Default` and the setters.
+#[derive(Debug, Clone)]
+pub struct TxnConfig {
+    /// T1, the RTT estimate (default 500 ms).
+    pub t1: Duration,
+    /// T2, the cap of non-INVITE and INVITE-response retransmission intervals (default 4 s).
+    pub t2: Duration,
+    /// T4, how long a message may stay in the network (default 5 s).
+    pub t4: Duration,
+    /// Timer D on unreliable transports (at least 32 s).
+    pub timer_d: Duration,
+    /// Timer C, the proxy INVITE timeout reset by each provisional (> 3 min); `None` disables it.
+    pub timer_c: Option<Duration>,
+    /// 100 Trying policy for INVITE server transactions.
+    pub trying: Trying,
+    /// A 6xx on one branch cancels the others and is relayed at once (RFC 3261 §16.7 step 5).
+    pub six_xx_cancels: bool,
+    /// A 2xx on one branch cancels the other pending branches (§16.7 step 10).
+    pub two_xx_cancels: bool,
+    /// A selected 503 is relayed as 500 (§16.7 step 6).
+    pub map_503_to_500: bool,
+    /// Seed mixed into the To tags of locally generated replies.
+    pub tag_seed: u64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        Self {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            timer_d: Duration::from_secs(32),
+            timer_c: Some(Duration::from_secs(180)),
+            trying: Trying::Immediately,
+            six_xx_cancels: true,
+            two_xx_cancels: true,
+            map_503_to_500: true,
+            tag_seed: 0x5a5a_1234_9876_abcd,
+        }
+    }
+}
+
+impl TxnConfig {
+    /// Sets T1.
+    pub fn t1(&mut self, v: Duration) -> &mut Self {
+        self.t1 = v;
+        self
+    }
+    /// Sets T2.
+    pub fn t2(&mut self, v: Duration) -> &mut Self {
+        self.t2 = v;
+        self
+    }
+    /// Sets T4.
+    pub fn t4(&mut self, v: Duration) -> &mut Self {
+        self.t4 = v;
+        self
+    }
+    /// Sets timer D (unreliable transports).
+    pub fn timer_d(&mut self, v: Duration) -> &mut Self {
+        self.timer_d = v;
+        self
+    }
+    /// Sets or disables timer C.
+    pub fn timer_c(&mut self, v: Option<Duration>) -> &mut Self {
+        self.timer_c = v;
+        self
+    }
+    /// Sets the 100 Trying policy.
+    pub fn trying(&mut self, v: Trying) -> &mut Self {
+        self.trying = v;
+        self
+    }
+    /// Enables or disables "6xx cancels the other branches".
+    pub fn six_xx_cancels(&mut self, v: bool) -> &mut Self {
+        self.six_xx_cancels = v;
+        self
+    }
+    /// Enables or disables "2xx cancels the other branches".
+    pub fn two_xx_cancels(&mut self, v: bool) -> &mut Self {
+        self.two_xx_cancels = v;
+        self
+    }
+    /// Enables or disables turning a selected 503 into 500.
+    pub fn map_503_to_500(&mut self, v: bool) -> &mut Self {
+        self.map_503_to_500 = v;
+        self
+    }
+    /// 64·T1: timers B, F, H, J (unreliable), L, M.
+    pub(crate) fn t1x64(&self) -> Duration {
+        self.t1.saturating_mul(64)
+    }
+}

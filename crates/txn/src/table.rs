@@ -1,0 +1,1111 @@
+//! The transaction table: one shard of transactions, their matching maps, their timers, and
+//! the queues of datagrams and events waiting to be polled.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sipox_sip_msg::{Method, ReplyOpts, SipMsg, build_ack_for_non2xx, build_cancel, build_reply};
+use smallvec::SmallVec;
+
+use crate::aggregate::{BranchVerdict, ReplyAggregator, challenge_lines};
+use crate::config::{Trying, TxnConfig};
+use crate::key::{ClientMatch, ServerMatch, client_match, method_class, server_match};
+use crate::slab::Slab;
+use crate::timer::{Entry, Slots, TimerHeap, TimerKind};
+use crate::types::{
+    ClientKey, ClientState, Peer, ServerKey, ServerState, Transmit, TxnError, TxnEvent, TxnRef,
+    reason_phrase,
+};
+
+/// The branches of a server transaction and their response context.
+#[derive(Debug)]
+struct Fork {
+    agg: ReplyAggregator,
+    branches: SmallVec<[ClientKey; 2]>,
+}
+
+#[derive(Debug)]
+struct ServerTxn {
+    key: ServerMatch,
+    invite: bool,
+    state: ServerState,
+    /// The request as received (to build local replies).
+    req: Bytes,
+    source: Peer,
+    /// The last response sent, for retransmission (none after a 2xx: RFC 6026).
+    last: Option<Bytes>,
+    timers: Slots,
+    /// Current timer G interval.
+    interval: Duration,
+    fork: Option<Box<Fork>>,
+    cancelled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancel {
+    No,
+    /// Asked before any provisional response: send when one arrives (§9.1).
+    Pending,
+    Sent,
+}
+
+#[derive(Debug)]
+struct ClientTxn {
+    key: ClientMatch,
+    state: ClientState,
+    /// The request as sent.
+    req: Bytes,
+    dest: Peer,
+    /// The ACK for a non-2xx final response, resent for each retransmission of it.
+    ack: Option<Bytes>,
+    parent: Option<(ServerKey, u16)>,
+    timers: Slots,
+    /// Current timer A / E interval.
+    interval: Duration,
+    provisional: bool,
+    cancel: Cancel,
+    /// A CANCEL this table generated: its responses are absorbed.
+    internal: bool,
+}
+
+impl ClientTxn {
+    fn invite(&self) -> bool {
+        self.key.method == Method::Invite
+    }
+}
+
+/// Counts and sizes, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableStats {
+    /// Live server transactions.
+    pub servers: usize,
+    /// Live client transactions.
+    pub clients: usize,
+    /// Armed timers.
+    pub timers_live: usize,
+    /// Heap entries, stale ones included.
+    pub timers_queued: usize,
+    /// Datagrams waiting in [`TxnTable::poll_transmit`].
+    pub transmits: usize,
+    /// Events waiting in [`TxnTable::poll_event`].
+    pub events: usize,
+    /// Bytes of table structure (slabs, maps, heap, queues) by capacity, buffers excluded.
+    pub struct_bytes: usize,
+    /// Bytes of message buffers the transactions keep (requests, last responses, ACKs);
+    /// shared buffers are counted once per holder.
+    pub buffer_bytes: usize,
+}
+
+/// One shard of transactions. See the crate documentation for the shape of the API.
+#[derive(Debug)]
+pub struct TxnTable {
+    cfg: TxnConfig,
+    servers: Slab<ServerTxn>,
+    clients: Slab<ClientTxn>,
+    server_map: HashMap<ServerMatch, ServerKey>,
+    client_map: HashMap<ClientMatch, ClientKey>,
+    timers: TimerHeap,
+    out: VecDeque<(Peer, Bytes, Option<TxnRef>)>,
+    events: VecDeque<TxnEvent>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+fn raw_bytes(msg: &SipMsg) -> Bytes {
+    if msg.has_edits() {
+        msg.to_bytes()
+    } else {
+        msg.bytes().slice_ref(msg.raw())
+    }
+}
+
+impl TxnTable {
+    /// An empty table.
+    pub fn new(cfg: TxnConfig) -> Self {
+        Self {
+            cfg,
+            servers: Slab::default(),
+            clients: Slab::default(),
+            server_map: HashMap::new(),
+            client_map: HashMap::new(),
+            timers: TimerHeap::default(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// The configuration.
+    pub const fn config(&self) -> &TxnConfig {
+        &self.cfg
+    }
+
+    /// True when no transaction is alive.
+    pub fn is_empty(&self) -> bool {
+        self.servers.len() == 0 && self.clients.len() == 0
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> TableStats {
+        let map_entry = |k: usize, v: usize| k + v + 8;
+        let struct_bytes = self.servers.capacity_bytes()
+            + self.clients.capacity_bytes()
+            + self.server_map.capacity()
+                * map_entry(size_of::<ServerMatch>(), size_of::<ServerKey>())
+            + self.client_map.capacity()
+                * map_entry(size_of::<ClientMatch>(), size_of::<ClientKey>())
+            + self.timers.capacity_bytes()
+            + self.out.capacity() * size_of::<(Peer, Bytes, Option<TxnRef>)>()
+            + self.events.capacity() * size_of::<TxnEvent>();
+        TableStats {
+            servers: self.servers.len(),
+            clients: self.clients.len(),
+            timers_live: self.timers.live(),
+            timers_queued: self.timers.len(),
+            transmits: self.out.len(),
+            events: self.events.len(),
+            struct_bytes,
+            buffer_bytes: self.buffer_bytes(),
+        }
+    }
+
+    fn buffer_bytes(&self) -> usize {
+        let mut n = 0;
+        for k in self.server_map.values() {
+            if let Some(s) = self.servers.get(k.0) {
+                n += s.req.len() + s.last.as_ref().map_or(0, Bytes::len);
+                n += s.fork.as_ref().map_or(0, |_| size_of::<Fork>());
+            }
+        }
+        for k in self.client_map.values() {
+            if let Some(c) = self.clients.get(k.0) {
+                n += c.req.len() + c.ack.as_ref().map_or(0, Bytes::len);
+            }
+        }
+        n
+    }
+
+    /// State of a server transaction.
+    pub fn server_state(&self, key: ServerKey) -> Option<ServerState> {
+        self.servers.get(key.0).map(|s| s.state)
+    }
+
+    /// State of a client transaction.
+    pub fn client_state(&self, key: ClientKey) -> Option<ClientState> {
+        self.clients.get(key.0).map(|c| c.state)
+    }
+
+    /// The branches of a server transaction, in creation order.
+    pub fn branches(&self, key: ServerKey) -> &[ClientKey] {
+        self.servers
+            .get(key.0)
+            .and_then(|s| s.fork.as_deref())
+            .map_or(&[], |f| f.branches.as_slice())
+    }
+
+    // ----- output -----
+
+    /// Writes the next datagram into `buf` (cleared first).
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let (dest, data, txn) = self.out.pop_front()?;
+        buf.clear();
+        buf.extend_from_slice(&data);
+        Some(Transmit {
+            dest,
+            len: data.len(),
+            txn,
+        })
+    }
+
+    /// The next event for the layer above.
+    pub fn poll_event(&mut self) -> Option<TxnEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek()
+    }
+
+    /// Queues a datagram outside any transaction (a forwarded ACK for a 2xx, a stateless
+    /// reply or forward).
+    pub fn send_stateless(&mut self, dest: Peer, data: Bytes) {
+        self.out.push_back((dest, data, None));
+    }
+
+    fn transmit(&mut self, dest: Peer, data: Bytes, txn: TxnRef) {
+        self.out.push_back((dest, data, Some(txn)));
+    }
+
+    fn local_tag(&self, key: ServerKey) -> [u8; 16] {
+        let mut h = self.hasher.build_hasher();
+        self.cfg.tag_seed.hash(&mut h);
+        key.hash(&mut h);
+        let v = h.finish();
+        let mut out = [0u8; 16];
+        for (i, o) in out.iter_mut().enumerate() {
+            let nib = ((v >> (60 - 4 * i)) & 0xf) as u8;
+            *o = if nib < 10 {
+                b'0' + nib
+            } else {
+                b'a' + nib - 10
+            };
+        }
+        out
+    }
+
+    // ----- input -----
+
+    /// Handles a received message from `source`. Requests create or match server
+    /// transactions; responses match client transactions. Errors say the message lacks what
+    /// matching needs; the caller has usually rejected such messages with
+    /// [`SipMsg::validate`] already.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        msg: SipMsg,
+        source: Peer,
+    ) -> Result<(), TxnError> {
+        match msg.method() {
+            Some(Method::Ack) => self.handle_ack(now, msg, source),
+            Some(Method::Cancel) => self.handle_cancel(now, msg, source),
+            Some(m) => self.handle_request(now, msg, m, source),
+            None => self.handle_response(now, msg, source),
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        msg: SipMsg,
+        method: Method,
+        source: Peer,
+    ) -> Result<(), TxnError> {
+        let key = server_match(&msg, method_class(method), None)?;
+        if let Some(&sk) = self.server_map.get(&key) {
+            self.server_retransmission(sk);
+            return Ok(());
+        }
+        let invite = method == Method::Invite;
+        let sk = self.new_server(now, key, invite, &msg, source);
+        self.events.push_back(TxnEvent::Request {
+            txn: sk,
+            msg,
+            source,
+        });
+        Ok(())
+    }
+
+    fn new_server(
+        &mut self,
+        now: Instant,
+        key: ServerMatch,
+        invite: bool,
+        msg: &SipMsg,
+        source: Peer,
+    ) -> ServerKey {
+        let txn = ServerTxn {
+            key: key.clone(),
+            invite,
+            state: if invite {
+                ServerState::Proceeding
+            } else {
+                ServerState::Trying
+            },
+            req: raw_bytes(msg),
+            source,
+            last: None,
+            timers: Slots::default(),
+            interval: self.cfg.t1,
+            fork: None,
+            cancelled: false,
+        };
+        let sk = ServerKey(self.servers.insert(txn));
+        self.server_map.insert(key, sk);
+        if invite {
+            match self.cfg.trying {
+                Trying::Immediately => {
+                    let _ = self.reply(now, sk, 100, None);
+                }
+                Trying::After(d) => self.arm_server(sk, TimerKind::Trying, now + d),
+                Trying::Never => {}
+            }
+        }
+        sk
+    }
+
+    fn server_retransmission(&mut self, sk: ServerKey) {
+        let Some(s) = self.servers.get(sk.0) else {
+            return;
+        };
+        let resend = match s.state {
+            ServerState::Proceeding | ServerState::Completed => s.last.clone(),
+            ServerState::Trying | ServerState::Confirmed | ServerState::Accepted => None,
+        };
+        let dest = s.source;
+        if let Some(b) = resend {
+            self.transmit(dest, b, TxnRef::Server(sk));
+        }
+    }
+
+    fn handle_ack(&mut self, now: Instant, msg: SipMsg, source: Peer) -> Result<(), TxnError> {
+        let key = server_match(&msg, Method::Invite, None)?;
+        let mut found = self.server_map.get(&key).copied();
+        if found.is_none() && matches!(key, ServerMatch::Rfc2543 { .. }) {
+            // RFC 2543: the ACK carries the To tag of our response; the INVITE had none.
+            let bare = server_match(&msg, Method::Invite, Some(b""))?;
+            if let Some(&sk) = self.server_map.get(&bare)
+                && let Some(s) = self.servers.get(sk.0)
+                && s.last.as_ref().is_some_and(|l| same_to_tag(l, &msg))
+            {
+                found = Some(sk);
+            }
+        }
+        let Some(sk) = found else {
+            self.events.push_back(TxnEvent::Ack {
+                txn: None,
+                msg,
+                source,
+            });
+            return Ok(());
+        };
+        let reliable = self
+            .servers
+            .get(sk.0)
+            .is_some_and(|s| s.source.is_reliable());
+        match self.server_state(sk) {
+            Some(ServerState::Completed) => {
+                let t4 = if reliable {
+                    Duration::ZERO
+                } else {
+                    self.cfg.t4
+                };
+                if let Some(s) = self.servers.get_mut(sk.0) {
+                    s.state = ServerState::Confirmed;
+                    self.timers.disarm(&mut s.timers, 0);
+                }
+                self.arm_server(sk, TimerKind::I, now + t4);
+            }
+            Some(ServerState::Accepted) => self.events.push_back(TxnEvent::Ack {
+                txn: Some(sk),
+                msg,
+                source,
+            }),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handle_cancel(&mut self, now: Instant, msg: SipMsg, source: Peer) -> Result<(), TxnError> {
+        let key = server_match(&msg, Method::Cancel, None)?;
+        if let Some(&sk) = self.server_map.get(&key) {
+            self.server_retransmission(sk);
+            return Ok(());
+        }
+        let invite_key = server_match(&msg, Method::Invite, None)?;
+        let invite = self.server_map.get(&invite_key).copied();
+        let ck = self.new_server(now, key, false, &msg, source);
+        let Some(ik) = invite else {
+            self.events.push_back(TxnEvent::Request {
+                txn: ck,
+                msg,
+                source,
+            });
+            return Ok(());
+        };
+        self.reply(now, ck, 200, None)?;
+        let proceeding = self
+            .servers
+            .get_mut(ik.0)
+            .filter(|s| s.state == ServerState::Proceeding && !s.cancelled)
+            .map(|s| s.cancelled = true)
+            .is_some();
+        if proceeding {
+            self.cancel_branches(now, ik);
+            self.events.push_back(TxnEvent::Cancelled { txn: ik });
+        }
+        Ok(())
+    }
+
+    fn handle_response(&mut self, now: Instant, msg: SipMsg, source: Peer) -> Result<(), TxnError> {
+        let code = msg.status().unwrap_or(500);
+        let key = client_match(&msg)?;
+        let Some(&ck) = self.client_map.get(&key) else {
+            self.events.push_back(TxnEvent::StrayReply { msg, source });
+            return Ok(());
+        };
+        let Some(c) = self.clients.get(ck.0) else {
+            return Ok(());
+        };
+        if c.invite() {
+            self.invite_client_response(now, ck, msg, code)
+        } else {
+            self.plain_client_response(now, ck, msg, code);
+            Ok(())
+        }
+    }
+
+    fn invite_client_response(
+        &mut self,
+        now: Instant,
+        ck: ClientKey,
+        msg: SipMsg,
+        code: u16,
+    ) -> Result<(), TxnError> {
+        let Some(c) = self.clients.get_mut(ck.0) else {
+            return Ok(());
+        };
+        match (c.state, code) {
+            (ClientState::Calling | ClientState::Proceeding, 100..=199) => {
+                c.state = ClientState::Proceeding;
+                c.provisional = true;
+                self.timers.disarm(&mut c.timers, 0);
+                self.timers.disarm(&mut c.timers, 1);
+                let pending_cancel = c.cancel == Cancel::Pending;
+                if code > 100
+                    && c.cancel == Cancel::No
+                    && let Some(tc) = self.cfg.timer_c
+                {
+                    self.arm_client(ck, TimerKind::C, now + tc);
+                }
+                if pending_cancel {
+                    self.send_cancel(now, ck)?;
+                }
+                self.branch_provisional(ck, msg, code);
+            }
+            (ClientState::Calling | ClientState::Proceeding, 200..=299) => {
+                c.state = ClientState::Accepted;
+                self.timers.disarm_all(&mut c.timers);
+                let m = self.cfg.t1x64();
+                self.arm_client(ck, TimerKind::M, now + m);
+                self.branch_final(now, ck, code, Some(msg));
+            }
+            (ClientState::Calling | ClientState::Proceeding, _) => {
+                let ack = {
+                    let invite = SipMsg::parse(c.req.clone())?;
+                    let mut out = Vec::with_capacity(c.req.len() / 2 + 64);
+                    build_ack_for_non2xx(&invite, &msg, &mut out)?;
+                    Bytes::from(out)
+                };
+                c.state = ClientState::Completed;
+                c.ack = Some(ack.clone());
+                self.timers.disarm_all(&mut c.timers);
+                let d = if c.dest.is_reliable() {
+                    Duration::ZERO
+                } else {
+                    self.cfg.timer_d
+                };
+                let dest = c.dest;
+                self.transmit(dest, ack, TxnRef::Client(ck));
+                self.arm_client(ck, TimerKind::D, now + d);
+                self.branch_final(now, ck, code, Some(msg));
+            }
+            (ClientState::Completed, 300..=699) => {
+                if let Some(a) = c.ack.clone() {
+                    let dest = c.dest;
+                    self.transmit(dest, a, TxnRef::Client(ck));
+                }
+            }
+            (ClientState::Accepted, 200..=299) => {
+                // RFC 6026: every 2xx (retransmission or another fork's) goes up.
+                self.branch_final(now, ck, code, Some(msg));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn plain_client_response(&mut self, now: Instant, ck: ClientKey, msg: SipMsg, code: u16) {
+        let Some(c) = self.clients.get_mut(ck.0) else {
+            return;
+        };
+        match (c.state, code) {
+            (ClientState::Trying | ClientState::Proceeding, 100..=199) => {
+                c.state = ClientState::Proceeding;
+                c.provisional = true;
+                self.branch_provisional(ck, msg, code);
+            }
+            (ClientState::Trying | ClientState::Proceeding, _) => {
+                c.state = ClientState::Completed;
+                self.timers.disarm_all(&mut c.timers);
+                let k = if c.dest.is_reliable() {
+                    Duration::ZERO
+                } else {
+                    self.cfg.t4
+                };
+                self.arm_client(ck, TimerKind::K, now + k);
+                self.branch_final(now, ck, code, Some(msg));
+            }
+            _ => {}
+        }
+    }
+
+    // ----- branch bookkeeping (the proxy's response context) -----
+
+    fn parent_of(&self, ck: ClientKey) -> Option<(ServerKey, u16)> {
+        self.clients
+            .get(ck.0)
+            .filter(|c| !c.internal)
+            .and_then(|c| c.parent)
+    }
+
+    fn is_internal(&self, ck: ClientKey) -> bool {
+        self.clients.get(ck.0).is_some_and(|c| c.internal)
+    }
+
+    fn branch_provisional(&mut self, ck: ClientKey, msg: SipMsg, code: u16) {
+        if self.is_internal(ck) {
+            return;
+        }
+        let parent = self.parent_of(ck);
+        let relay = match parent {
+            Some((sk, _)) => self.servers.get(sk.0).is_some_and(|s| {
+                s.state == ServerState::Proceeding
+                    && s.fork
+                        .as_ref()
+                        .is_some_and(|f| f.agg.on_provisional(code) == BranchVerdict::Relay)
+            }),
+            None => code > 100,
+        };
+        self.events.push_back(TxnEvent::Reply {
+            branch: ck,
+            server: parent.map(|p| p.0),
+            msg,
+            relay,
+        });
+    }
+
+    /// A final outcome of a branch: a response (`msg`) or a local failure (408/503).
+    fn branch_final(&mut self, now: Instant, ck: ClientKey, code: u16, msg: Option<SipMsg>) {
+        if self.is_internal(ck) {
+            return;
+        }
+        let parent = self.parent_of(ck);
+        let (raw, challenges) = match &msg {
+            Some(m) => (
+                Some(raw_bytes(m)),
+                if matches!(code, 401 | 407) {
+                    challenge_lines(m)
+                } else {
+                    None
+                },
+            ),
+            None => (None, None),
+        };
+        let verdict = parent.and_then(|(sk, idx)| {
+            let s = self.servers.get_mut(sk.0)?;
+            let live = matches!(s.state, ServerState::Proceeding | ServerState::Accepted);
+            let f = s.fork.as_mut()?;
+            let v = f.agg.on_final(idx, code, raw, challenges);
+            live.then_some((sk, v))
+        });
+        let relay = match verdict {
+            Some((_, BranchVerdict::Relay | BranchVerdict::RelayFirst2xx)) => true,
+            // A 2xx is relayed even when the server transaction is gone (RFC 6026 §7.3:
+            // forwarded statelessly then).
+            _ => (200..300).contains(&code),
+        };
+        match msg {
+            Some(msg) => self.events.push_back(TxnEvent::Reply {
+                branch: ck,
+                server: parent.map(|p| p.0),
+                msg,
+                relay,
+            }),
+            None => self.events.push_back(TxnEvent::BranchFailed {
+                branch: ck,
+                server: parent.map(|p| p.0),
+                code,
+            }),
+        }
+        match verdict {
+            Some((sk, BranchVerdict::RelayFirst2xx)) if self.cfg.two_xx_cancels => {
+                self.cancel_branches(now, sk);
+            }
+            Some((sk, BranchVerdict::Stop6xx)) => {
+                if self.cfg.six_xx_cancels {
+                    self.cancel_branches(now, sk);
+                }
+                self.emit_best(sk);
+            }
+            Some((sk, BranchVerdict::AllDone)) => self.emit_best(sk),
+            _ => {}
+        }
+    }
+
+    fn emit_best(&mut self, sk: ServerKey) {
+        let tag = self.local_tag(sk);
+        let Some(s) = self.servers.get(sk.0) else {
+            return;
+        };
+        if s.state != ServerState::Proceeding && s.state != ServerState::Trying {
+            return;
+        }
+        let Some(f) = s.fork.as_ref() else {
+            return;
+        };
+        let Ok(req) = SipMsg::parse(s.req.clone()) else {
+            return;
+        };
+        if let Ok(Some(msg)) = f.agg.assemble(&req, self.cfg.map_503_to_500, &tag) {
+            let code = msg.status().unwrap_or(500);
+            self.events
+                .push_back(TxnEvent::BestFinal { txn: sk, code, msg });
+        }
+    }
+
+    // ----- sending requests -----
+
+    /// Starts a client transaction for `req` (a serialized request whose top Via carries the
+    /// branch that identifies it) towards `dest`. With `parent`, it is a branch of that server
+    /// transaction and its final response takes part in the §16.7 selection.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        req: Bytes,
+        dest: Peer,
+        parent: Option<ServerKey>,
+    ) -> Result<ClientKey, TxnError> {
+        let msg = SipMsg::parse(req).map_err(|_| TxnError::BadMessage("unparsable request"))?;
+        let method = match msg.method() {
+            None => return Err(TxnError::BadMessage("not a request")),
+            Some(Method::Ack) => return Err(TxnError::BadMessage("ACK is not a transaction")),
+            Some(m) => m,
+        };
+        let key = client_match(&msg)?;
+        if key.method != method {
+            return Err(TxnError::BadMessage("CSeq method"));
+        }
+        if self.client_map.contains_key(&key) {
+            return Err(TxnError::DuplicateBranch);
+        }
+        let slot = match parent {
+            Some(sk) => {
+                let stop = self.cfg.six_xx_cancels;
+                let s = self.servers.get_mut(sk.0).ok_or(TxnError::NoTransaction)?;
+                if !matches!(s.state, ServerState::Proceeding | ServerState::Trying) {
+                    return Err(TxnError::WrongState("server transaction answered"));
+                }
+                if s.cancelled && method == Method::Invite {
+                    return Err(TxnError::WrongState("server transaction cancelled"));
+                }
+                let f = s.fork.get_or_insert_with(|| {
+                    Box::new(Fork {
+                        agg: ReplyAggregator::new(stop),
+                        branches: SmallVec::new(),
+                    })
+                });
+                let idx = f
+                    .agg
+                    .add_branch()
+                    .ok_or(TxnError::WrongState("response context answered"))?;
+                Some((sk, idx))
+            }
+            None => None,
+        };
+        let ck = self.new_client(now, key, raw_bytes(&msg), dest, slot, false);
+        if let Some((sk, _)) = slot
+            && let Some(f) = self.servers.get_mut(sk.0).and_then(|s| s.fork.as_mut())
+        {
+            f.branches.push(ck);
+        }
+        Ok(ck)
+    }
+
+    fn new_client(
+        &mut self,
+        now: Instant,
+        key: ClientMatch,
+        req: Bytes,
+        dest: Peer,
+        parent: Option<(ServerKey, u16)>,
+        internal: bool,
+    ) -> ClientKey {
+        let invite = key.method == Method::Invite;
+        let txn = ClientTxn {
+            key: key.clone(),
+            state: if invite {
+                ClientState::Calling
+            } else {
+                ClientState::Trying
+            },
+            req: req.clone(),
+            dest,
+            ack: None,
+            parent,
+            timers: Slots::default(),
+            interval: self.cfg.t1,
+            provisional: false,
+            cancel: Cancel::No,
+            internal,
+        };
+        let ck = ClientKey(self.clients.insert(txn));
+        self.client_map.insert(key, ck);
+        let t1 = self.cfg.t1;
+        let t64 = self.cfg.t1x64();
+        if invite {
+            if !dest.is_reliable() {
+                self.arm_client(ck, TimerKind::A, now + t1);
+            }
+            self.arm_client(ck, TimerKind::B, now + t64);
+            if let Some(c) = self.cfg.timer_c {
+                self.arm_client(ck, TimerKind::C, now + c);
+            }
+        } else {
+            if !dest.is_reliable() {
+                self.arm_client(ck, TimerKind::E, now + t1);
+            }
+            self.arm_client(ck, TimerKind::F, now + t64);
+        }
+        self.transmit(dest, req, TxnRef::Client(ck));
+        ck
+    }
+
+    /// Cancels an INVITE client transaction (RFC 3261 §9.1): the CANCEL goes out now if a
+    /// provisional response arrived, or as soon as one does; nothing happens once a final
+    /// response arrived.
+    pub fn cancel_branch(&mut self, now: Instant, ck: ClientKey) -> Result<(), TxnError> {
+        let c = self.clients.get_mut(ck.0).ok_or(TxnError::NoTransaction)?;
+        if !c.invite() || c.internal || c.cancel != Cancel::No {
+            return Ok(());
+        }
+        match c.state {
+            ClientState::Calling => {
+                c.cancel = Cancel::Pending;
+                Ok(())
+            }
+            ClientState::Proceeding => self.send_cancel(now, ck),
+            _ => Ok(()),
+        }
+    }
+
+    /// Cancels every pending INVITE branch of a server transaction.
+    pub fn cancel_branches(&mut self, now: Instant, sk: ServerKey) {
+        let branches: SmallVec<[ClientKey; 4]> = self
+            .servers
+            .get(sk.0)
+            .and_then(|s| s.fork.as_deref())
+            .map(|f| f.branches.iter().copied().collect())
+            .unwrap_or_default();
+        for ck in branches {
+            let _ = self.cancel_branch(now, ck);
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant, ck: ClientKey) -> Result<(), TxnError> {
+        let Some(c) = self.clients.get_mut(ck.0) else {
+            return Err(TxnError::NoTransaction);
+        };
+        c.cancel = Cancel::Sent;
+        let invite = SipMsg::parse(c.req.clone())?;
+        let mut out = Vec::with_capacity(c.req.len() / 2 + 64);
+        build_cancel(&invite, None, &mut out)?;
+        let cancel = Bytes::from(out);
+        let dest = c.dest;
+        let key = ClientMatch {
+            branch: c.key.branch.clone(),
+            method: Method::Cancel,
+        };
+        let wait = self.cfg.t1x64();
+        self.arm_client(ck, TimerKind::CancelWait, now + wait);
+        if !self.client_map.contains_key(&key) {
+            self.new_client(now, key, cancel, dest, None, true);
+        }
+        Ok(())
+    }
+
+    // ----- sending responses -----
+
+    /// Sends a response on a server transaction (a relayed one, or one built by the caller).
+    pub fn send_reply(
+        &mut self,
+        now: Instant,
+        sk: ServerKey,
+        msg: &SipMsg,
+    ) -> Result<(), TxnError> {
+        let code = msg.status().ok_or(TxnError::BadMessage("not a response"))?;
+        self.send_reply_bytes(now, sk, code, raw_bytes(msg))
+    }
+
+    /// Builds and sends a response to the transaction's request (a local reply: 100, 487,
+    /// 404...). A To tag is added for codes above 100 when the request has none.
+    pub fn reply(
+        &mut self,
+        now: Instant,
+        sk: ServerKey,
+        code: u16,
+        reason: Option<&[u8]>,
+    ) -> Result<(), TxnError> {
+        let tag = self.local_tag(sk);
+        let s = self.servers.get(sk.0).ok_or(TxnError::NoTransaction)?;
+        let req = SipMsg::parse(s.req.clone())?;
+        let mut out = Vec::with_capacity(s.req.len() + 32);
+        let opts = ReplyOpts {
+            to_tag: Some(&tag),
+            ..ReplyOpts::default()
+        };
+        build_reply(
+            &req,
+            code,
+            reason.unwrap_or_else(|| reason_phrase(code)),
+            &opts,
+            &mut out,
+        )?;
+        self.send_reply_bytes(now, sk, code, Bytes::from(out))
+    }
+
+    fn send_reply_bytes(
+        &mut self,
+        now: Instant,
+        sk: ServerKey,
+        code: u16,
+        data: Bytes,
+    ) -> Result<(), TxnError> {
+        let t1 = self.cfg.t1;
+        let t64 = self.cfg.t1x64();
+        let s = self.servers.get_mut(sk.0).ok_or(TxnError::NoTransaction)?;
+        let reliable = s.source.is_reliable();
+        let dest = s.source;
+        let mut cancel_others = false;
+        match (s.invite, s.state, code) {
+            (true, ServerState::Proceeding, 100..=199) => {
+                s.last = Some(data.clone());
+                self.timers.disarm(&mut s.timers, 0);
+            }
+            (true, ServerState::Proceeding, 200..=299) => {
+                s.state = ServerState::Accepted;
+                s.last = None;
+                self.timers.disarm(&mut s.timers, 0);
+                self.arm_server(sk, TimerKind::L, now + t64);
+                cancel_others = true;
+            }
+            (true, ServerState::Proceeding, _) => {
+                s.state = ServerState::Completed;
+                s.last = Some(data.clone());
+                s.interval = t1;
+                self.timers.disarm(&mut s.timers, 0);
+                if !reliable {
+                    self.arm_server(sk, TimerKind::G, now + t1);
+                }
+                self.arm_server(sk, TimerKind::H, now + t64);
+                cancel_others = true;
+            }
+            (true, ServerState::Accepted, 200..=299) => {}
+            (false, ServerState::Trying | ServerState::Proceeding, 100..=199) => {
+                s.state = ServerState::Proceeding;
+                s.last = Some(data.clone());
+            }
+            (false, ServerState::Trying | ServerState::Proceeding, _) => {
+                s.state = ServerState::Completed;
+                s.last = Some(data.clone());
+                let j = if reliable { Duration::ZERO } else { t64 };
+                self.arm_server(sk, TimerKind::J, now + j);
+            }
+            (_, state, _) => {
+                return Err(TxnError::WrongState(match state {
+                    ServerState::Trying => "Trying",
+                    ServerState::Proceeding => "Proceeding",
+                    ServerState::Completed => "Completed",
+                    ServerState::Confirmed => "Confirmed",
+                    ServerState::Accepted => "Accepted",
+                }));
+            }
+        }
+        self.transmit(dest, data, TxnRef::Server(sk));
+        if cancel_others {
+            self.cancel_branches(now, sk);
+        }
+        Ok(())
+    }
+
+    // ----- timers -----
+
+    fn arm_server(&mut self, sk: ServerKey, kind: TimerKind, at: Instant) {
+        if let Some(s) = self.servers.get_mut(sk.0) {
+            self.timers.arm(&mut s.timers, true, sk.0, kind, at);
+        }
+    }
+
+    fn arm_client(&mut self, ck: ClientKey, kind: TimerKind, at: Instant) {
+        if let Some(c) = self.clients.get_mut(ck.0) {
+            self.timers.arm(&mut c.timers, false, ck.0, kind, at);
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(e) = self.timers.pop_due(now) {
+            let live = if e.server {
+                self.servers
+                    .get_mut(e.id)
+                    .is_some_and(|s| self.timers.fire(&mut s.timers, &e))
+            } else {
+                self.clients
+                    .get_mut(e.id)
+                    .is_some_and(|c| self.timers.fire(&mut c.timers, &e))
+            };
+            if !live {
+                continue;
+            }
+            if e.server {
+                self.server_timer(now, ServerKey(e.id), e.kind);
+            } else {
+                self.client_timer(now, ClientKey(e.id), e.kind);
+            }
+        }
+        let (servers, clients) = (&self.servers, &self.clients);
+        self.timers.maybe_compact(|e: &Entry| {
+            let slots = if e.server {
+                servers.get(e.id).map(|s| &s.timers)
+            } else {
+                clients.get(e.id).map(|c| &c.timers)
+            };
+            slots.is_some_and(|t| t[e.kind.slot()] == Some((e.at, e.kind)))
+        });
+    }
+
+    fn server_timer(&mut self, now: Instant, sk: ServerKey, kind: TimerKind) {
+        let t2 = self.cfg.t2;
+        let Some(s) = self.servers.get_mut(sk.0) else {
+            return;
+        };
+        match (kind, s.state) {
+            (TimerKind::Trying, ServerState::Proceeding) if s.last.is_none() => {
+                let _ = self.reply(now, sk, 100, None);
+            }
+            (TimerKind::G, ServerState::Completed) => {
+                let resend = s.last.clone();
+                let dest = s.source;
+                s.interval = (s.interval * 2).min(t2);
+                let next = now + s.interval;
+                if let Some(b) = resend {
+                    self.transmit(dest, b, TxnRef::Server(sk));
+                }
+                self.arm_server(sk, TimerKind::G, next);
+            }
+            (TimerKind::H, ServerState::Completed) => {
+                self.events.push_back(TxnEvent::AckTimeout { txn: sk });
+                self.remove_server(sk);
+            }
+            (TimerKind::I | TimerKind::J | TimerKind::L, _) => self.remove_server(sk),
+            _ => {}
+        }
+    }
+
+    fn client_timer(&mut self, now: Instant, ck: ClientKey, kind: TimerKind) {
+        let t2 = self.cfg.t2;
+        let Some(c) = self.clients.get_mut(ck.0) else {
+            return;
+        };
+        match (kind, c.state) {
+            (TimerKind::A, ClientState::Calling) => {
+                c.interval *= 2;
+                let next = now + c.interval;
+                let (dest, req) = (c.dest, c.req.clone());
+                self.transmit(dest, req, TxnRef::Client(ck));
+                self.arm_client(ck, TimerKind::A, next);
+            }
+            (TimerKind::E, ClientState::Trying | ClientState::Proceeding) => {
+                c.interval = if c.state == ClientState::Trying {
+                    (c.interval * 2).min(t2)
+                } else {
+                    t2
+                };
+                let next = now + c.interval;
+                let (dest, req) = (c.dest, c.req.clone());
+                self.transmit(dest, req, TxnRef::Client(ck));
+                self.arm_client(ck, TimerKind::E, next);
+            }
+            (TimerKind::B, ClientState::Calling)
+            | (TimerKind::F, ClientState::Trying | ClientState::Proceeding)
+            | (TimerKind::CancelWait, ClientState::Calling | ClientState::Proceeding) => {
+                self.fail_client(now, ck, 408);
+            }
+            (TimerKind::C, ClientState::Calling | ClientState::Proceeding) => {
+                if c.provisional {
+                    let _ = self.send_cancel(now, ck);
+                } else {
+                    self.fail_client(now, ck, 408);
+                }
+            }
+            (TimerKind::D | TimerKind::K | TimerKind::M, _) => self.remove_client(ck),
+            _ => {}
+        }
+    }
+
+    fn fail_client(&mut self, now: Instant, ck: ClientKey, code: u16) {
+        self.branch_final(now, ck, code, None);
+        self.remove_client(ck);
+    }
+
+    /// A send for `txn` failed (connection refused, ICMP unreachable...): a client
+    /// transaction ends as if it had received 503 (RFC 3261 §8.1.3.1, §16.7); a server
+    /// transaction is dropped.
+    pub fn handle_transport_error(&mut self, now: Instant, txn: TxnRef) {
+        match txn {
+            TxnRef::Client(ck) => {
+                let pending = self.clients.get(ck.0).is_some_and(|c| {
+                    matches!(
+                        c.state,
+                        ClientState::Calling | ClientState::Trying | ClientState::Proceeding
+                    )
+                });
+                if pending {
+                    self.fail_client(now, ck, 503);
+                }
+            }
+            TxnRef::Server(sk) => self.remove_server(sk),
+        }
+    }
+
+    fn remove_server(&mut self, sk: ServerKey) {
+        if let Some(mut s) = self.servers.remove(sk.0) {
+            self.timers.disarm_all(&mut s.timers);
+            if self.server_map.get(&s.key) == Some(&sk) {
+                self.server_map.remove(&s.key);
+            }
+            self.events.push_back(TxnEvent::Terminated {
+                txn: TxnRef::Server(sk),
+            });
+        }
+        self.after_remove();
+    }
+
+    fn remove_client(&mut self, ck: ClientKey) {
+        if let Some(mut c) = self.clients.remove(ck.0) {
+            self.timers.disarm_all(&mut c.timers);
+            if self.client_map.get(&c.key) == Some(&ck) {
+                self.client_map.remove(&c.key);
+            }
+            self.events.push_back(TxnEvent::Terminated {
+                txn: TxnRef::Client(ck),
+            });
+        }
+        self.after_remove();
+    }
+
+    fn after_remove(&mut self) {
+        if self.is_empty() {
+            self.servers.shrink_if_empty();
+            self.clients.shrink_if_empty();
+            if self.server_map.capacity() > 64 {
+                self.server_map.shrink_to_fit();
+            }
+            if self.client_map.capacity() > 64 {
+                self.client_map.shrink_to_fit();
+            }
+        }
+    }
+}
+
+/// True when the To tag of response `last` equals the To tag of `msg`.
+fn same_to_tag(last: &Bytes, msg: &SipMsg) -> bool {
+    let Ok(r) = SipMsg::parse(last.clone()) else {
+        return false;
+    };
+    match (r.to(), msg.to()) {
+        (Ok(a), Ok(b)) => a.tag().is_some() && a.tag() == b.tag(),
+        _ => false,
+    }
+}

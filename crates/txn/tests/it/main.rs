@@ -1,0 +1,2 @@
+//! Integration tests for sipox-txn.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]

@@ -1,1 +1,6 @@
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+//! Integration tests of the script engine.
 
+mod util;
+
+mod engine;

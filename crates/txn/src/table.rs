@@ -837,12 +837,25 @@ impl TxnTable {
         code: u16,
         reason: Option<&[u8]>,
     ) -> Result<(), TxnError> {
+        self.reply_with(now, sk, code, reason, b"")
+    }
+
+    /// [`Self::reply`] with extra header lines (each ending in CRLF), e.g. a challenge.
+    pub fn reply_with(
+        &mut self,
+        now: Instant,
+        sk: ServerKey,
+        code: u16,
+        reason: Option<&[u8]>,
+        extra_headers: &[u8],
+    ) -> Result<(), TxnError> {
         let tag = self.local_tag(sk);
         let s = self.servers.get(sk.0).ok_or(TxnError::NoTransaction)?;
         let req = SipMsg::parse(s.req.clone())?;
         let mut out = Vec::with_capacity(s.req.len() + 32);
         let opts = ReplyOpts {
             to_tag: Some(&tag),
+            extra_headers,
             ..ReplyOpts::default()
         };
         build_reply(

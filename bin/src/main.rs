@@ -1,2 +1,291 @@
-//! The `sipox` command.
-fn main() {}
+//! The `sipox` command: OpenSIPS-compatible command line. `-c` checks a configuration and
+//! reports every diagnostic, like `opensips -c`; the network runtime is not built yet, so
+//! starting the server is refused with a clear message.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sipox_cfg_syntax::{Options as ParseOptions, parse_file};
+use sipox_script::{CompileOptions, Registry, compile};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const HELP: &str = "\
+Usage: sipox [options]
+Options:
+    -f file      Configuration file (default: /etc/sipox/sipox.cfg)
+    -c           Check configuration file for errors
+    -C           Like -c, plus route-type checks of every function (always on in sipox)
+    -p cmd       Preprocessor command for the config file (e.g. \"m4\")
+    -l address   Listen on the specified address/interface (multiple -l allowed);
+                 format: [proto:]addr_lst[:port], e.g. udp:127.0.0.1:5060
+    -n processes Number of UDP worker processes
+    -N processes Number of TCP worker processes
+    -m size      Shared memory in megabytes
+    -M size      Private (per worker) memory in megabytes
+    -D           Do not fork into daemon mode
+    -F           Daemon mode, but keep the main process in foreground
+    -w dir       Change the working directory to \"dir\"
+    -P file      Create a pid file
+    -G file      Create a pgid file
+    -o name=val  Set a script argument, readable as $argv(name) (multiple -o allowed)
+    -a/-k/-s/-e  Memory allocator (accepted for compatibility)
+    -t dir       Chroot to \"dir\"
+    -u uid       Change uid
+    -g gid       Change gid
+    -A addr      Advertised address
+    -V           Version number
+    -h           This help message
+";
+
+#[derive(Debug, Default)]
+struct Cli {
+    file: Option<PathBuf>,
+    check: bool,
+    check_routes: bool,
+    preprocessor: Option<String>,
+    listen: Vec<String>,
+    udp_workers: Option<u32>,
+    tcp_workers: Option<u32>,
+    shm_mb: Option<u64>,
+    pkg_mb: Option<u64>,
+    foreground: bool,
+    workdir: Option<PathBuf>,
+    pidfile: Option<PathBuf>,
+    argv: Vec<(String, String)>,
+    version: bool,
+    help: bool,
+}
+
+const PROTOS: &[&str] = &[
+    "udp", "tcp", "tls", "sctp", "ws", "wss", "ipsec", "bin", "bins", "hep_udp", "hep_tcp",
+    "hep_tls", "smpp", "msrp", "msrps",
+];
+
+/// Validates `[proto:]host[:port]`.
+fn check_listen(s: &str) -> Result<String, String> {
+    let (proto, rest) = match s.split_once(':') {
+        Some((p, r)) if PROTOS.contains(&p) => (p, r),
+        _ => ("udp", s),
+    };
+    if rest.is_empty() {
+        return Err(format!("bad listen address '{s}'"));
+    }
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        match r.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err(format!("bad IPv6 address in '{s}'")),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (rest, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("bad listen address '{s}'"));
+    }
+    if let Some(p) = port
+        && p.parse::<u16>().is_err()
+    {
+        return Err(format!("bad port '{p}' in '{s}'"));
+    }
+    Ok(match port {
+        Some(p) => format!("{proto}:{host}:{p}"),
+        None => format!("{proto}:{host}"),
+    })
+}
+
+fn parse_num<T: std::str::FromStr>(opt: char, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("bad number '{v}' for -{opt}"))
+}
+
+fn parse_args(args: &[String]) -> Result<Cli, String> {
+    let mut cli = Cli::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let Some(flags) = a.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            return Err(format!("unexpected argument '{a}'"));
+        };
+        for (pos, c) in flags.char_indices() {
+            let takes_value = "fplnNmMwPGotugAaksE".contains(c) && c != 'E';
+            let value = if takes_value {
+                let rest = &flags[pos + c.len_utf8()..];
+                let v = if rest.is_empty() {
+                    i += 1;
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("option -{c} needs a value"))?
+                } else {
+                    rest.to_owned()
+                };
+                Some(v)
+            } else {
+                None
+            };
+            let v = value.clone().unwrap_or_default();
+            match c {
+                'f' => cli.file = Some(PathBuf::from(v)),
+                'c' => cli.check = true,
+                'C' => {
+                    cli.check = true;
+                    cli.check_routes = true;
+                }
+                'p' => cli.preprocessor = Some(v),
+                'l' => cli.listen.push(check_listen(&v)?),
+                'n' => cli.udp_workers = Some(parse_num(c, &v)?),
+                'N' => cli.tcp_workers = Some(parse_num(c, &v)?),
+                'm' => cli.shm_mb = Some(parse_num(c, &v)?),
+                'M' => cli.pkg_mb = Some(parse_num(c, &v)?),
+                'D' | 'F' => cli.foreground = true,
+                'w' => cli.workdir = Some(PathBuf::from(v)),
+                'P' | 'G' => cli.pidfile = Some(PathBuf::from(v)),
+                'o' => {
+                    let (n, val) = v
+                        .split_once('=')
+                        .ok_or_else(|| format!("-o expects name=value, got '{v}'"))?;
+                    cli.argv.push((n.to_owned(), val.to_owned()));
+                }
+                'V' => cli.version = true,
+                'h' => cli.help = true,
+                't' | 'u' | 'g' | 'A' | 'a' | 'k' | 's' | 'e' | 'd' | 'E' | 'T' | 'v' => {}
+                other => return Err(format!("unknown option -{other}")),
+            }
+            if takes_value {
+                break;
+            }
+        }
+        i += 1;
+    }
+    Ok(cli)
+}
+
+fn run(cli: &Cli) -> Result<ExitCode, String> {
+    if cli.help {
+        print!("{HELP}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.version {
+        println!("version: sipox {VERSION} (OpenSIPS 3.5 script compatible)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(w) = &cli.workdir {
+        std::env::set_current_dir(w)
+            .map_err(|e| format!("cannot change to {}: {e}", w.display()))?;
+    }
+    let file = cli
+        .file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/etc/sipox/sipox.cfg"));
+    let popts = ParseOptions {
+        preprocessor: cli.preprocessor.clone(),
+        ..ParseOptions::default()
+    };
+    let parsed = parse_file(&file, &popts);
+    let mut diags = parsed.diagnostics.clone();
+    let mut program = None;
+    if !parsed.has_errors() {
+        let c = compile(
+            &parsed.ast,
+            &parsed.sources,
+            &Registry::standard(),
+            &CompileOptions::default(),
+        );
+        diags.extend(c.diagnostics);
+        program = c.program;
+    }
+    eprint!("{}", sipox_cfg_syntax::render_all(&diags, &parsed.sources));
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let Some(prog) = program.filter(|_| errors == 0) else {
+        eprintln!("ERROR: bad config file ({errors} error(s))");
+        return Ok(ExitCode::from(255));
+    };
+    let mut sockets: Vec<String> = Vec::new();
+    for name in ["socket", "listen"] {
+        if let Some(v) = prog.global(name) {
+            sockets.push(format!("{v:?}"));
+        }
+    }
+    for l in &cli.listen {
+        eprintln!("listening socket added from the command line: {l}");
+    }
+    if let Some(m) = cli.shm_mb {
+        eprintln!("shared memory: {m} MB (accepted; sipox uses the system allocator)");
+    }
+    if let Some(m) = cli.pkg_mb {
+        eprintln!("private memory: {m} MB per worker (accepted; sipox uses the system allocator)");
+    }
+    if let Some(n) = cli.udp_workers {
+        eprintln!("udp workers: {n}");
+    }
+    if let Some(n) = cli.tcp_workers {
+        eprintln!("tcp workers: {n}");
+    }
+    let unimpl = prog.unimplemented_functions();
+    if !unimpl.is_empty() {
+        eprintln!(
+            "WARNING: {} function(s)/variable(s) used by the script are declared but not implemented yet (using one at run time is an error):",
+            unimpl.len()
+        );
+        for (m, f) in unimpl {
+            let parens = if f.starts_with('$') { "" } else { "()" };
+            eprintln!("  {m}: {f}{parens}");
+        }
+    }
+    if cli.check {
+        eprintln!("config file ok, exiting...");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _ = (&cli.pidfile, cli.foreground, &cli.argv);
+    eprintln!(
+        "ERROR: the sipox network runtime is not built yet; only configuration checking (-c) is available"
+    );
+    Ok(ExitCode::from(2))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_args(&args).and_then(|cli| run(&cli)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sipox: {e}");
+            eprintln!("Try 'sipox -h' for help.");
+            ExitCode::from(255)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_opensips_options() {
+        let c = parse_args(&args("-c -f a.cfg -p m4 -m 64 -M 8 -n 4 -N 2 -l udp:1.2.3.4:5060 -l tcp:[::1]:5070 -D -o x=1 -V")).unwrap();
+        assert!(c.check);
+        assert_eq!(c.file, Some(PathBuf::from("a.cfg")));
+        assert_eq!(c.preprocessor.as_deref(), Some("m4"));
+        assert_eq!(
+            (c.shm_mb, c.pkg_mb, c.udp_workers, c.tcp_workers),
+            (Some(64), Some(8), Some(4), Some(2))
+        );
+        assert_eq!(
+            c.listen,
+            vec!["udp:1.2.3.4:5060".to_owned(), "tcp:::1:5070".to_owned()]
+        );
+        assert_eq!(c.argv, vec![("x".to_owned(), "1".to_owned())]);
+        assert!(c.version && c.foreground);
+        let c = parse_args(&args("-cf x.cfg")).unwrap();
+        assert!(c.check);
+        assert_eq!(c.file, Some(PathBuf::from("x.cfg")));
+        assert!(parse_args(&args("-l udp:1.2.3.4:99999")).is_err());
+        assert!(parse_args(&args("-Z")).is_err());
+        assert!(parse_args(&args("-f")).is_err());
+    }
+}

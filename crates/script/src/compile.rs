@@ -1351,6 +1351,9 @@ impl<'a> Compiler<'a> {
             "mf" => Pv::MsgFlags,
             "bf" => Pv::BranchFlags,
             "si" | "src_ip" => Pv::SrcIp,
+            "proto" | "pr" => Pv::SocketIn(SockPart::Proto),
+            "Ri" => Pv::SocketIn(SockPart::Ip),
+            "Rp" => Pv::SocketIn(SockPart::Port),
             "sp" => Pv::SrcPort,
             "socket_in" => Pv::SocketIn(match name {
                 None => SockPart::Whole,
@@ -1483,11 +1486,24 @@ impl<'a> Compiler<'a> {
                 ));
             }
             other => {
-                if let Some(p) = crate::modules::module_pv(other, &self.loaded) {
-                    return Ok(Some(Pv::Module(p)));
+                match crate::modules::module_pv(other, &self.loaded) {
+                    Ok(Some(p)) => {
+                        if let Some((m, pv)) = crate::modules::module_pv_owner(other) {
+                            self.unimpl.insert((m, pv));
+                        }
+                        return Ok(Some(Pv::Module(p)));
+                    }
+                    Err(hint) => return Err(Some(hint)),
+                    Ok(None) => {}
                 }
-                let hint =
-                    nearest(other, CORE_PVS.iter().copied()).map(|n| format!("did you mean ${n}?"));
+                let hint = nearest(
+                    other,
+                    CORE_PVS
+                        .iter()
+                        .copied()
+                        .chain(crate::modules::module_pv_names()),
+                )
+                .map(|n| format!("did you mean ${n}?"));
                 return Err(hint);
             }
         }))

@@ -96,9 +96,8 @@ pub(crate) fn table() -> Vec<FnDef> {
             "cache_store",
             "S,s,s,i?",
             Some(|mut a| {
-                let sys = cache_sys(&mut a)?;
+                cache_sys(&mut a)?;
                 Ok(Box::new(CacheStore {
-                    sys,
                     key: a.fmt(1).unwrap_or_default(),
                     val: a.fmt(2).unwrap_or_default(),
                     exp: a.int(3),
@@ -109,33 +108,32 @@ pub(crate) fn table() -> Vec<FnDef> {
             "cache_fetch",
             "S,s,v",
             Some(|mut a| {
-                let sys = cache_sys(&mut a)?;
+                cache_sys(&mut a)?;
                 let key = a.fmt(1).unwrap_or_default();
                 let out = a
                     .var(2)
                     .ok_or_else(|| FixupError::arg(2, "expected a variable"))?;
-                Ok(Box::new(CacheFetch { sys, key, out }))
+                Ok(Box::new(CacheFetch { key, out }))
             }),
         ),
         def(
             "cache_counter_fetch",
             "S,s,v",
             Some(|mut a| {
-                let sys = cache_sys(&mut a)?;
+                cache_sys(&mut a)?;
                 let key = a.fmt(1).unwrap_or_default();
                 let out = a
                     .var(2)
                     .ok_or_else(|| FixupError::arg(2, "expected a variable"))?;
-                Ok(Box::new(CacheFetch { sys, key, out }))
+                Ok(Box::new(CacheFetch { key, out }))
             }),
         ),
         def(
             "cache_remove",
             "S,s",
             Some(|mut a| {
-                let sys = cache_sys(&mut a)?;
+                cache_sys(&mut a)?;
                 Ok(Box::new(CacheRemove {
-                    sys,
                     key: a.fmt(1).unwrap_or_default(),
                 }))
             }),
@@ -691,7 +689,6 @@ fn cache_sys(a: &mut Args<'_>) -> Result<(), FixupError> {
 
 #[derive(Debug)]
 struct CacheStore {
-    sys: (),
     key: Fmt,
     val: Fmt,
     exp: Option<IntArg>,
@@ -699,7 +696,6 @@ struct CacheStore {
 
 impl Call for CacheStore {
     fn call(&self, cx: &mut MsgCx) -> R {
-        let _ = self.sys;
         let mut k = cx.take_buf();
         let mut v = cx.take_buf();
         cx.eval_fmt(&self.key, &mut k);
@@ -719,14 +715,12 @@ impl Call for CacheStore {
 
 #[derive(Debug)]
 struct CacheFetch {
-    sys: (),
     key: Fmt,
     out: Box<PvRef>,
 }
 
 impl Call for CacheFetch {
     fn call(&self, cx: &mut MsgCx) -> R {
-        let _ = self.sys;
         let mut k = cx.take_buf();
         cx.eval_fmt(&self.key, &mut k);
         let r = cx.prog.shared.cache_fetch(&k, cx.now_us);
@@ -744,13 +738,11 @@ impl Call for CacheFetch {
 
 #[derive(Debug)]
 struct CacheRemove {
-    sys: (),
     key: Fmt,
 }
 
 impl Call for CacheRemove {
     fn call(&self, cx: &mut MsgCx) -> R {
-        let _ = self.sys;
         let mut k = cx.take_buf();
         cx.eval_fmt(&self.key, &mut k);
         cx.prog.shared.cache_remove(&k);

@@ -195,9 +195,97 @@ pub(crate) fn register(r: &mut Registry) {
     }
 }
 
-/// Module-provided pseudo-variables (none yet; `$T_*`, `$DLG_*` come with their modules).
-pub(crate) fn module_pv(_name: &str, _loaded: &[String]) -> Option<Arc<dyn ModulePv>> {
+/// Pseudo-variables of modules not built yet: `module: $name …` (a trailing `*` matches a
+/// prefix).
+const PV_CATALOG: &str = r"
+tm: $T_branch_idx $T_reply_code $T_reply_reason $T_ruri $T_fr_timeout $T_fr_inv_timeout $T_id $T_branch_last_reply_code $bavp $T_branch $T_inject_branches
+dialog: $DLG_status $DLG_lifetime $DLG_dir $DLG_did $DLG_flags $DLG_count $DLG_timeout $DLG_del_delay $DLG_end_reason $DLG_json $DLG_ctx_json $dlg_val $DLG_id
+acc: $acc_extra $acc_leg $acc_current_leg
+rr: $rr_params
+json: $json $json_pretty $json_compact
+statistics: $stat
+uuid: $uuid
+signaling: $sig_local_totag
+rtpengine: $rtpstat $rtpquery
+rtpproxy: $rtpstat
+tls_mgm: $tls_*
+sql_cacher: $sql_cached_value
+topology_hiding: $TH_callee_callid
+ratelimit: $rl_count
+b2b_logic: $b2b_logic.key $b2b_logic.entity $b2b_logic.ctx $b2b_logic.scenario
+dispatcher: $ds_attrs
+load_balancer: $lb_attrs
+drouting: $dr_attrs
+xml: $xml
+proto_hep: $hep_net $HEPVERSION $hep
+stir_shaken: $identity
+siprec: $siprec
+registrar: $reg_attrs
+";
+
+/// A module pseudo-variable: `(module, spelling)` when the name is known.
+pub(crate) fn module_pv_owner(name: &str) -> Option<(&'static str, &'static str)> {
+    for line in PV_CATALOG.lines() {
+        let Some((m, pvs)) = line.split_once(':') else {
+            continue;
+        };
+        for pv in pvs.split_whitespace() {
+            let p = pv.trim_start_matches('$');
+            let hit = match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => p == name,
+            };
+            if hit {
+                return Some((m.trim(), pv));
+            }
+        }
+    }
     None
+}
+
+/// All module pseudo-variable names (for hints).
+pub(crate) fn module_pv_names() -> impl Iterator<Item = &'static str> {
+    PV_CATALOG
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .flat_map(|(_, p)| p.split_whitespace())
+        .map(|p| p.trim_start_matches('$').trim_end_matches('*'))
+}
+
+/// A pseudo-variable of a module that is declared but not implemented: reads give `NULL`
+/// and log an error.
+#[derive(Debug)]
+pub(crate) struct DeclaredPv {
+    pub(crate) name: &'static str,
+    pub(crate) module: &'static str,
+}
+
+impl ModulePv for DeclaredPv {
+    fn get(&self, cx: &mut MsgCx, _out: &mut Vec<u8>) -> Kind {
+        let line = format!(
+            "ERROR: pseudo-variable {} of module {} is declared but not implemented yet",
+            self.name, self.module
+        );
+        cx.emit_log(-1, line.as_bytes());
+        Kind::Null
+    }
+}
+
+/// Resolves a module pseudo-variable for a loaded module.
+pub(crate) fn module_pv(
+    name: &str,
+    loaded: &[String],
+) -> Result<Option<Arc<dyn ModulePv>>, String> {
+    match module_pv_owner(name) {
+        Some((m, pv)) if loaded.iter().any(|l| l == m) => Ok(Some(Arc::new(DeclaredPv {
+            name: pv,
+            module: m,
+        }))),
+        Some((m, _)) => Err(format!(
+            "${name} is provided by module {m}: add loadmodule \"{m}.so\""
+        )),
+        None => Ok(None),
+    }
 }
 
 // ----- maxfwd -----
@@ -265,15 +353,15 @@ impl Call for MaxFwd {
             m.append_header(b"Max-Forwards", &small_num(max));
             return Ok(Ret(2));
         };
-        let v = match m.max_forwards() {
-            Ok(Some(v)) => v,
-            _ => return Ok(Ret(-2)),
+        let Ok(Some(v)) = m.max_forwards() else {
+            return Ok(Ret(-2));
         };
         if v == 0 {
             return Ok(Ret(-1));
         }
-        let nv = (v - 1).min(max.saturating_sub(1).max(0)).min(v - 1);
-        m.replace_header_value(&h, small_num(nv.min(255)));
+        // Values above the limit (max_limit, 256) are clamped before decrementing.
+        let nv = v.min(256) - 1;
+        m.replace_header_value(&h, small_num(nv));
         Ok(Ret(1))
     }
 }

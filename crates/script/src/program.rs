@@ -52,8 +52,8 @@ impl Program {
         self.by_name.get(&(kind, key.to_owned())).copied()
     }
 
-    /// Functions the script calls that are declared (so the script compiles) but not
-    /// implemented yet: `(module, function)`, sorted and deduplicated.
+    /// Functions (and `$pseudo-variables`) the script uses that are declared (so the script
+    /// compiles) but not implemented yet: `(module, name)`, sorted and deduplicated.
     pub fn unimplemented_functions(&self) -> &[(&'static str, &'static str)] {
         &self.unimplemented
     }

@@ -402,7 +402,7 @@ pub(crate) fn compile_trans(
         _ => (ReSubst, 1, 1),
     };
     // Parameters: split at top-level commas (s.select keeps a literal comma separator).
-    let mut params: Vec<Fmt> = t.params.iter().map(|f| fmt(f)).collect();
+    let mut params: Vec<Fmt> = t.params.iter().map(&mut *fmt).collect();
     if matches!(op, SSelect | SFillLeft | SFillRight)
         && params.len() > max
         && let Some(raw) = &t.params_raw
@@ -568,7 +568,6 @@ fn unescape(input: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < input.len() {
         if input[i] == b'%'
-            && i + 2 < input.len() + 0
             && let (Some(h), Some(l)) = (
                 unhex(input[i + 1]),
                 input.get(i + 2).and_then(|&c| unhex(c)),

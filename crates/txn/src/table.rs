@@ -112,9 +112,14 @@ pub struct TxnTable {
     hasher: std::collections::hash_map::RandomState,
 }
 
+/// The message as it goes on the wire: a slice of its buffer when unedited, else an exactly
+/// sized copy with the edits applied (a transaction keeps it for retransmission, so no spare
+/// capacity).
 fn raw_bytes(msg: &SipMsg) -> Bytes {
     if msg.has_edits() {
-        msg.to_bytes()
+        let mut v = Vec::with_capacity(msg.raw().len() + 256);
+        let _ = msg.write_to(&mut v);
+        Bytes::copy_from_slice(&v)
     } else {
         msg.bytes().slice_ref(msg.raw())
     }
@@ -209,6 +214,9 @@ impl TxnTable {
     /// Writes the next datagram into `buf` (cleared first).
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
         let (dest, data, txn) = self.out.pop_front()?;
+        if self.out.is_empty() && self.out.capacity() > 256 {
+            self.out.shrink_to(64);
+        }
         buf.clear();
         buf.extend_from_slice(&data);
         Some(Transmit {
@@ -220,7 +228,12 @@ impl TxnTable {
 
     /// The next event for the layer above.
     pub fn poll_event(&mut self) -> Option<TxnEvent> {
-        self.events.pop_front()
+        let ev = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 64 {
+            // An event holds a whole message: do not keep a burst's worth of them around.
+            self.events.shrink_to(16);
+        }
+        ev
     }
 
     /// When [`Self::handle_timeout`] should next be called.
@@ -344,9 +357,29 @@ impl TxnTable {
             ServerState::Trying | ServerState::Confirmed | ServerState::Accepted => None,
         };
         let dest = s.source;
-        if let Some(b) = resend {
-            self.transmit(dest, b, TxnRef::Server(sk));
+        match resend {
+            Some(b) if b.is_empty() => {
+                let _ = self.resend_trying(sk);
+            }
+            Some(b) => self.transmit(dest, b, TxnRef::Server(sk)),
+            None => {}
         }
+    }
+
+    fn resend_trying(&mut self, sk: ServerKey) -> Result<(), TxnError> {
+        let s = self.servers.get(sk.0).ok_or(TxnError::NoTransaction)?;
+        let req = SipMsg::parse(s.req.clone())?;
+        let mut out = Vec::with_capacity(s.req.len() + 32);
+        build_reply(
+            &req,
+            100,
+            reason_phrase(100),
+            &ReplyOpts::default(),
+            &mut out,
+        )?;
+        let dest = s.source;
+        self.transmit(dest, Bytes::from(out), TxnRef::Server(sk));
+        Ok(())
     }
 
     fn handle_ack(&mut self, now: Instant, msg: SipMsg, source: Peer) -> Result<(), TxnError> {
@@ -484,9 +517,9 @@ impl TxnTable {
             (ClientState::Calling | ClientState::Proceeding, _) => {
                 let ack = {
                     let invite = SipMsg::parse(c.req.clone())?;
-                    let mut out = Vec::with_capacity(c.req.len() / 2 + 64);
+                    let mut out = Vec::with_capacity(c.req.len() + 64);
                     build_ack_for_non2xx(&invite, &msg, &mut out)?;
-                    Bytes::from(out)
+                    Bytes::copy_from_slice(&out)
                 };
                 c.state = ClientState::Completed;
                 c.ack = Some(ack.clone());
@@ -595,7 +628,10 @@ impl TxnTable {
         };
         let verdict = parent.and_then(|(sk, idx)| {
             let s = self.servers.get_mut(sk.0)?;
-            let live = matches!(s.state, ServerState::Proceeding | ServerState::Accepted);
+            let live = matches!(
+                s.state,
+                ServerState::Trying | ServerState::Proceeding | ServerState::Accepted
+            );
             let f = s.fork.as_mut()?;
             let v = f.agg.on_final(idx, code, raw, challenges);
             live.then_some((sk, v))
@@ -799,9 +835,9 @@ impl TxnTable {
         };
         c.cancel = Cancel::Sent;
         let invite = SipMsg::parse(c.req.clone())?;
-        let mut out = Vec::with_capacity(c.req.len() / 2 + 64);
+        let mut out = Vec::with_capacity(c.req.len() + 64);
         build_cancel(&invite, None, &mut out)?;
-        let cancel = Bytes::from(out);
+        let cancel = Bytes::copy_from_slice(&out);
         let dest = c.dest;
         let key = ClientMatch {
             branch: c.key.branch.clone(),
@@ -852,7 +888,7 @@ impl TxnTable {
         let tag = self.local_tag(sk);
         let s = self.servers.get(sk.0).ok_or(TxnError::NoTransaction)?;
         let req = SipMsg::parse(s.req.clone())?;
-        let mut out = Vec::with_capacity(s.req.len() + 32);
+        let mut out = Vec::with_capacity(s.req.len() + extra_headers.len() + 64);
         let opts = ReplyOpts {
             to_tag: Some(&tag),
             extra_headers,
@@ -865,7 +901,7 @@ impl TxnTable {
             &opts,
             &mut out,
         )?;
-        self.send_reply_bytes(now, sk, code, Bytes::from(out))
+        self.send_reply_bytes(now, sk, code, Bytes::copy_from_slice(&out))
     }
 
     fn send_reply_bytes(
@@ -883,7 +919,12 @@ impl TxnTable {
         let mut cancel_others = false;
         match (s.invite, s.state, code) {
             (true, ServerState::Proceeding, 100..=199) => {
-                s.last = Some(data.clone());
+                // A 100 is cheap to rebuild: keep only a marker (an empty buffer) for it.
+                s.last = Some(if code == 100 {
+                    Bytes::new()
+                } else {
+                    data.clone()
+                });
                 self.timers.disarm(&mut s.timers, 0);
             }
             (true, ServerState::Proceeding, 200..=299) => {
@@ -1120,5 +1161,25 @@ fn same_to_tag(last: &Bytes, msg: &SipMsg) -> bool {
     match (r.to(), msg.to()) {
         (Ok(a), Ok(b)) => a.tag().is_some() && a.tag() == b.tag(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        println!(
+            "ServerTxn {} ClientTxn {} ServerMatch {} ClientMatch {} Fork {} Entry {} TxnEvent {} SipMsg {}",
+            size_of::<ServerTxn>(),
+            size_of::<ClientTxn>(),
+            size_of::<ServerMatch>(),
+            size_of::<ClientMatch>(),
+            size_of::<Fork>(),
+            size_of::<Entry>(),
+            size_of::<TxnEvent>(),
+            size_of::<SipMsg>()
+        );
     }
 }

@@ -34,7 +34,12 @@ fn final_to_uac(net: &Net) -> sipox_sip_msg::SipMsg {
     let w = net
         .wire
         .iter()
-        .rfind(|w| w.from == addr(1) && w.to == addr(0) && w.line.starts_with("SIP/2.0 ") && !w.line.starts_with("SIP/2.0 1"))
+        .rfind(|w| {
+            w.from == addr(1)
+                && w.to == addr(0)
+                && w.line.starts_with("SIP/2.0 ")
+                && !w.line.starts_with("SIP/2.0 1")
+        })
         .unwrap();
     sipox_sip_msg::SipMsg::parse(w.data.clone()).unwrap()
 }
@@ -54,11 +59,20 @@ fn busy_ringing_ok_relays_ringing_and_ok_not_busy() {
     net.run_for(3 * S);
     let uac = &net.nodes[0];
     assert_eq!(uac.count(&Ev::Reply(486, false)), 0);
-    assert_eq!(uac.count(&Ev::Reply(180, true)), 2, "each branch's 180 relayed");
+    assert_eq!(
+        uac.count(&Ev::Reply(180, true)),
+        2,
+        "each branch's 180 relayed"
+    );
     assert_eq!(uac.count(&Ev::Reply(200, true)), 1);
     // The 2xx cancelled the ringing branch; its 487 is absorbed by the proxy.
     assert!(net.nodes[3].has(&Ev::Cancelled));
-    assert!(!net.nodes[1].log.iter().any(|l| matches!(l.ev, Ev::BestFinal(_))));
+    assert!(
+        !net.nodes[1]
+            .log
+            .iter()
+            .any(|l| matches!(l.ev, Ev::BestFinal(_)))
+    );
     // The 200 relayed to the UAC carries only the UAC's Via.
     let ok = final_to_uac(&net);
     assert_eq!(ok.status(), Some(200));
@@ -73,15 +87,25 @@ fn challenges_from_401_and_407_are_merged() {
     a.final_headers = "WWW-Authenticate: Digest realm=\"a.example\", nonce=\"1\"\r\n";
     let mut b = plan(&[], Some(407), 100 * MS);
     b.final_headers = "Proxy-Authenticate: Digest realm=\"b.example\", nonce=\"2\"\r\n";
-    let mut net = setup(31, TxnConfig::default(), vec![a, b, plan(&[], Some(404), Duration::ZERO)]);
+    let mut net = setup(
+        31,
+        TxnConfig::default(),
+        vec![a, b, plan(&[], Some(404), Duration::ZERO)],
+    );
     net.uac_request(0, addr(1), "INVITE");
     net.run_for(S);
     assert!(net.nodes[1].has(&Ev::BestFinal(401)));
     let r = final_to_uac(&net);
     assert_eq!(r.status(), Some(401));
     let text = String::from_utf8_lossy(r.raw()).into_owned();
-    assert!(text.contains("WWW-Authenticate: Digest realm=\"a.example\""), "{text}");
-    assert!(text.contains("Proxy-Authenticate: Digest realm=\"b.example\""), "{text}");
+    assert!(
+        text.contains("WWW-Authenticate: Digest realm=\"a.example\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("Proxy-Authenticate: Digest realm=\"b.example\""),
+        "{text}"
+    );
     assert_eq!(r.vias().count(), 1);
     net.run_for(40 * S);
     assert!(net.all_empty());
@@ -120,7 +144,12 @@ fn six_xx_without_stopping_waits_and_still_wins() {
     );
     net.uac_request(0, addr(1), "INVITE");
     net.run_for(S);
-    assert!(!net.nodes[1].log.iter().any(|l| matches!(l.ev, Ev::BestFinal(_))));
+    assert!(
+        !net.nodes[1]
+            .log
+            .iter()
+            .any(|l| matches!(l.ev, Ev::BestFinal(_)))
+    );
     assert!(!net.nodes[2].has(&Ev::Cancelled));
     net.run_for(2 * S);
     assert!(net.nodes[1].has(&Ev::BestFinal(603)));
@@ -184,7 +213,11 @@ fn lowest_class_wins_486_over_503() {
 
 #[test]
 fn transport_error_is_503_for_the_branch() {
-    let mut net = setup(37, TxnConfig::default(), vec![plan(&[], Some(486), 100 * MS)]);
+    let mut net = setup(
+        37,
+        TxnConfig::default(),
+        vec![plan(&[], Some(486), 100 * MS)],
+    );
     // A second target whose sends fail.
     if let Role::Proxy { targets } = &mut net.nodes[1].role {
         targets.push(addr(97));
@@ -238,11 +271,20 @@ fn aggregator_rules() {
     let mut a = ReplyAggregator::new(true);
     let b0 = a.add_branch().unwrap();
     let b1 = a.add_branch().unwrap();
-    assert_eq!(a.on_final(b0, 486, None, None), sipox_txn::BranchVerdict::Absorb);
-    assert_eq!(a.on_final(b1, 408, None, None), sipox_txn::BranchVerdict::AllDone);
+    assert_eq!(
+        a.on_final(b0, 486, None, None),
+        sipox_txn::BranchVerdict::Absorb
+    );
+    assert_eq!(
+        a.on_final(b1, 408, None, None),
+        sipox_txn::BranchVerdict::AllDone
+    );
     assert_eq!(a.select().unwrap().code, 486);
     // Late 2xx after all failed is still relayed.
-    assert_eq!(a.on_final(b1, 200, None, None), sipox_txn::BranchVerdict::RelayFirst2xx);
+    assert_eq!(
+        a.on_final(b1, 200, None, None),
+        sipox_txn::BranchVerdict::RelayFirst2xx
+    );
     assert!(a.add_branch().is_none());
     let _ = MS;
 }

@@ -274,12 +274,9 @@ impl Net {
     fn next_wake(&self) -> Option<Instant> {
         let mut t = self.inflight.iter().map(|p| p.at).min();
         for n in &self.nodes {
-            for cand in [
-                n.table.poll_timeout(),
-                n.actions.iter().map(|a| a.0).min(),
-            ]
-            .into_iter()
-            .flatten()
+            for cand in [n.table.poll_timeout(), n.actions.iter().map(|a| a.0).min()]
+                .into_iter()
+                .flatten()
             {
                 t = Some(t.map_or(cand, |x| x.min(cand)));
             }
@@ -321,7 +318,11 @@ impl Net {
             let mut progress = false;
             // Deliver due packets, in (time, seq) order.
             self.inflight.sort_by_key(|p| (p.at, p.seq));
-            let due = self.inflight.iter().take_while(|p| p.at <= self.now).count();
+            let due = self
+                .inflight
+                .iter()
+                .take_while(|p| p.at <= self.now)
+                .count();
             let pkts: Vec<Pkt> = self.inflight.drain(..due).collect();
             for p in pkts {
                 progress = true;
@@ -435,9 +436,10 @@ impl Net {
         while let Some(ev) = node.table.poll_event() {
             any = true;
             let (logged, client) = match &ev {
-                TxnEvent::Request { msg, .. } => {
-                    (Ev::Request(String::from_utf8_lossy(msg.method_bytes()).into()), None)
-                }
+                TxnEvent::Request { msg, .. } => (
+                    Ev::Request(String::from_utf8_lossy(msg.method_bytes()).into()),
+                    None,
+                ),
                 TxnEvent::Reply {
                     msg, relay, branch, ..
                 } => (Ev::Reply(msg.status().unwrap(), *relay), Some(*branch)),
@@ -528,11 +530,9 @@ fn tu(node: &mut Node, now: Instant, ev: TxnEvent, counter: &mut u64, reliable: 
                 }
             }
         }
-        (Role::Uas(plan), TxnEvent::Cancelled { txn }) => {
-            if !plan.ignore_cancel {
-                node.actions.retain(|a| a.1 != txn);
-                let _ = node.table.reply(now, txn, 487, None);
-            }
+        (Role::Uas(plan), TxnEvent::Cancelled { txn }) if !plan.ignore_cancel => {
+            node.actions.retain(|a| a.1 != txn);
+            let _ = node.table.reply(now, txn, 487, None);
         }
         (Role::Proxy { targets }, TxnEvent::Request { txn, msg, .. }) => {
             if msg.method() == Some(Method::Cancel) {

@@ -80,7 +80,8 @@ fn bytes_per_proxied_invite() {
     let now = base_instant();
     let src = Peer::udp(addr(1));
     let dst = Peer::udp(addr(2));
-    // Build every input first so only the table's own allocations are counted.
+    // Count from before the inputs are built: a transaction keeps its request buffer.
+    let before = live();
     let inputs: Vec<(SipMsg, Bytes)> = (0..N)
         .map(|i| {
             let b = request(i, "INVITE");
@@ -91,7 +92,6 @@ fn bytes_per_proxied_invite() {
         .collect();
     let mut table = TxnTable::new(TxnConfig::default());
     let mut buf = Vec::with_capacity(2048);
-    let before = live();
     for (msg, fwd) in inputs {
         table.handle_message(now, msg, src).unwrap();
         let Some(TxnEvent::Request { txn, .. }) = table.poll_event() else {
@@ -111,16 +111,27 @@ fn bytes_per_proxied_invite() {
     );
     assert_eq!(st.servers, N);
     assert_eq!(st.clients, N);
-    // Budget: well under 2.5 KB per proxied call including both copies of the request.
-    assert!(per_call < 2500, "{per_call} B per call");
-    // Everything is freed after the last timer (C, B fire; 408s; no leaks).
-    table.handle_timeout(now + Duration::from_secs(200));
-    while table.poll_event().is_some() {}
-    while table.poll_transmit(&mut buf).is_some() {}
-    table.handle_timeout(now + Duration::from_secs(400));
+    // Budget per proxied call, both copies of the request included (measured ~2.3 KB: two
+    // request buffers ~1.2 KB, table structure ~0.95 KB).
+    assert!(per_call < 2600, "{per_call} B per call");
+    // Everything is freed after the last timer: B fires on every branch, the proxy relays
+    // each 408, timer H ends the server transactions.
+    let later = now + Duration::from_secs(40);
+    table.handle_timeout(later);
+    while let Some(ev) = table.poll_event() {
+        if let TxnEvent::BestFinal { txn, msg, .. } = ev {
+            table.send_reply(later, txn, &msg).unwrap();
+        }
+    }
+    table.handle_timeout(later + Duration::from_secs(40));
     while table.poll_event().is_some() {}
     while table.poll_transmit(&mut buf).is_some() {}
     assert!(table.is_empty(), "{:?}", table.stats());
+    assert!(
+        live() - before < 64 * 1024,
+        "freed: {} B left",
+        live() - before
+    );
 }
 
 /// Non-INVITE server transactions in Completed (the bulk of a registrar's table).
@@ -128,12 +139,12 @@ fn bytes_per_proxied_invite() {
 fn bytes_per_completed_non_invite() {
     let now = base_instant();
     let src = Peer::udp(addr(1));
+    let before = live();
     let inputs: Vec<SipMsg> = (0..N)
         .map(|i| SipMsg::parse(request(i, "REGISTER")).unwrap())
         .collect();
     let mut table = TxnTable::new(TxnConfig::default());
     let mut buf = Vec::with_capacity(2048);
-    let before = live();
     for msg in inputs {
         table.handle_message(now, msg, src).unwrap();
         let Some(TxnEvent::Request { txn, .. }) = table.poll_event() else {
@@ -147,7 +158,8 @@ fn bytes_per_completed_non_invite() {
         "completed non-INVITE server txn: {per} B/txn live heap incl. request and 200; {:?}",
         table.stats()
     );
-    assert!(per < 1500, "{per} B per transaction");
+    // Measured ~1.4 KB: request ~0.5 KB, 200 ~0.4 KB, structure ~0.5 KB.
+    assert!(per < 1600, "{per} B per transaction");
     table.handle_timeout(now + Duration::from_secs(33));
     while table.poll_event().is_some() {}
     assert!(table.is_empty());

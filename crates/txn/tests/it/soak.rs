@@ -66,14 +66,25 @@ fn soak(seed: u64, calls: usize, loss: u32, dup: u32) {
     }
     for ck in &started {
         let (finals, terms) = outcome.get(ck).copied().unwrap_or_default();
-        assert!(finals >= 1, "{ck:?} got no final");
+        if finals == 0 {
+            let evs: Vec<_> = net.nodes[0]
+                .log
+                .iter()
+                .filter(|l| l.client == Some(*ck))
+                .collect();
+            panic!("{ck:?} got no final: {evs:?}");
+        }
         assert_eq!(terms, 1, "{ck:?} terminated {terms} times");
     }
     for (i, n) in net.nodes.iter().enumerate() {
         let st = n.table.stats();
         assert!(n.table.is_empty(), "node {i} leaked: {st:?}");
         assert_eq!(st.timers_live, 0, "node {i}: {st:?}");
-        assert_eq!(n.table.poll_timeout(), None, "node {i}: stale timers left: {st:?}");
+        assert_eq!(
+            n.table.poll_timeout(),
+            None,
+            "node {i}: stale timers left: {st:?}"
+        );
     }
 }
 

@@ -421,7 +421,6 @@ impl<'a> Compiler<'a> {
         // The compile-time Shared was only a placeholder for fixups; the program gets its own.
         Program {
             routes,
-            by_name: std::mem::take(&mut self.route_ids),
             var_names: std::mem::take(&mut self.vars),
             avp_names: std::mem::take(&mut self.avps),
             flag_names: std::mem::take(&mut self.flags),

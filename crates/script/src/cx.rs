@@ -10,6 +10,9 @@ use sipox_sip_msg::SipMsg;
 use crate::program::Program;
 use crate::value::{Kind, Val};
 
+/// Smallest capacity of a pooled scratch buffer.
+pub const MIN_BUF: usize = 256;
+
 /// A function's or route's return code: `> 0` true, `< 0` false, `0` stops the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ret(pub i32);
@@ -420,13 +423,18 @@ impl MsgCx {
     /// Takes an empty scratch buffer from the pool.
     #[inline]
     pub fn take_buf(&mut self) -> Vec<u8> {
-        self.bufs.pop().unwrap_or_default()
+        self.bufs.pop().unwrap_or_else(|| Vec::with_capacity(MIN_BUF))
     }
 
-    /// Returns a scratch buffer to the pool.
+    /// Returns a scratch buffer to the pool. Buffers enter the pool with at least
+    /// [`MIN_BUF`] bytes of capacity, so buffers circulating between the pool and variable
+    /// slots stop growing after warm-up.
     #[inline]
     pub fn give_buf(&mut self, mut b: Vec<u8>) {
         b.clear();
+        if b.capacity() < MIN_BUF {
+            b.reserve(MIN_BUF);
+        }
         self.bufs.push(b);
     }
 

@@ -902,9 +902,7 @@ impl MsgCx {
             (op, kind)
         } else {
             let mut cur = self.take_buf();
-            let mut plain = r.clone();
-            plain.trans = Box::new([]);
-            let ck = self.pv_get(&plain, &mut cur);
+            let ck = self.pv_base(r, &mut cur);
             let bop = match op {
                 AssignOp::Add => BinOp::Add,
                 AssignOp::Sub => BinOp::Sub,

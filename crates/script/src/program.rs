@@ -1,7 +1,6 @@
 //! The compiled program: routes of resolved statement nodes, pre-split formats, resolved
 //! pseudo-variables and transformations.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -19,7 +18,6 @@ pub struct RouteId(pub u32);
 /// A compiled configuration, shared by every worker.
 pub struct Program {
     pub(crate) routes: Vec<Route>,
-    pub(crate) by_name: HashMap<(RouteKind, String), RouteId>,
     pub(crate) var_names: Vec<String>,
     pub(crate) avp_names: Vec<String>,
     pub(crate) flag_names: Vec<String>,
@@ -49,7 +47,17 @@ impl Program {
             (_, None) => "",
             (_, Some(n)) => n,
         };
-        self.by_name.get(&(kind, key.to_owned())).copied()
+        // A linear scan: scripts have tens of routes, and it allocates nothing.
+        self.routes
+            .iter()
+            .position(|r| r.kind == kind && r.name == key)
+            .and_then(|i| u32::try_from(i).ok())
+            .map(RouteId)
+    }
+
+    /// Every route as `(kind, name)`, in id order.
+    pub fn routes(&self) -> impl Iterator<Item = (RouteKind, &str)> + '_ {
+        self.routes.iter().map(|r| (r.kind, r.name.as_str()))
     }
 
     /// Functions (and `$pseudo-variables`) the script uses that are declared (so the script

@@ -234,7 +234,7 @@ impl ReplyAggregator {
 }
 
 /// The WWW-Authenticate and Proxy-Authenticate header lines of a response, copied, or `None`.
-pub(crate) fn challenge_lines(msg: &SipMsg) -> Option<Bytes> {
+pub fn challenge_lines(msg: &SipMsg) -> Option<Bytes> {
     let mut out = BytesMut::new();
     for h in msg.headers() {
         if matches!(

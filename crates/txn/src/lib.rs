@@ -18,8 +18,21 @@
 //! - [`ReplyAggregator`] is the pure §16.7 "response context": it ranks the final responses of
 //!   the branches and says when the best one is ready to relay.
 //!
-//! A table is meant to be one shard: the driver keeps N of them (keyed by a hash of the
-//! branch / Call-ID) behind its own locks.
+//! # Sharding
+//! A table is one shard: the driver keeps N of them behind its own locks. Pick the shard from
+//! what matching uses so that retransmissions, the ACK and the CANCEL of a transaction reach
+//! the same table: the top Via branch when it carries the RFC 3261 cookie, else the Call-ID;
+//! responses by their top Via branch (which this element generated).
+//!
+//! # Obligations of the layer above
+//! - Every [`TxnEvent::Request`] must eventually be answered ([`TxnTable::send_reply`],
+//!   [`TxnTable::reply`]) or forked ([`TxnTable::send_request`] with a parent, whose
+//!   [`TxnEvent::BestFinal`] is then relayed): a server transaction in Trying/Proceeding has no
+//!   timer of its own (RFC 3261 gives it none), so an unanswered one would stay.
+//! - Relayed responses (`relay: true`) and the 2xx of an INVITE are the caller's to forward;
+//!   ACKs for 2xx ([`TxnEvent::Ack`]) are end to end and forwarded statelessly.
+//! - Replies go back to the [`Peer`] the request came from; resolving the RFC 3261 §18.2.2 /
+//!   RFC 3581 response address (maddr, received, rport) is the transport layer's business.
 
 #![forbid(unsafe_code)]
 
@@ -31,7 +44,7 @@ mod table;
 mod timer;
 mod types;
 
-pub use aggregate::{BranchVerdict, ReplyAggregator, Selected, rank_better};
+pub use aggregate::{BranchVerdict, ReplyAggregator, Selected, challenge_lines, rank_better};
 pub use config::{Trying, TxnConfig};
 pub use table::{TableStats, TxnTable};
 pub use timer::TimerKind;

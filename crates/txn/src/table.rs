@@ -112,6 +112,13 @@ pub struct TxnTable {
     hasher: std::collections::hash_map::RandomState,
 }
 
+/// `now + d` without panicking on overflow (absurd configured times): capped at a year.
+fn at(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// The message as it goes on the wire: a slice of its buffer when unedited, else an exactly
 /// sized copy with the edits applied (a transaction keeps it for retransmission, so no spare
 /// capacity).
@@ -341,7 +348,7 @@ impl TxnTable {
                 Trying::Immediately => {
                     let _ = self.reply(now, sk, 100, None);
                 }
-                Trying::After(d) => self.arm_server(sk, TimerKind::Trying, now + d),
+                Trying::After(d) => self.arm_server(sk, TimerKind::Trying, at(now, d)),
                 Trying::Never => {}
             }
         }
@@ -418,7 +425,7 @@ impl TxnTable {
                     s.state = ServerState::Confirmed;
                     self.timers.disarm(&mut s.timers, 0);
                 }
-                self.arm_server(sk, TimerKind::I, now + t4);
+                self.arm_server(sk, TimerKind::I, at(now, t4));
             }
             Some(ServerState::Accepted) => self.events.push_back(TxnEvent::Ack {
                 txn: Some(sk),
@@ -500,7 +507,7 @@ impl TxnTable {
                     && c.cancel == Cancel::No
                     && let Some(tc) = self.cfg.timer_c
                 {
-                    self.arm_client(ck, TimerKind::C, now + tc);
+                    self.arm_client(ck, TimerKind::C, at(now, tc));
                 }
                 if pending_cancel {
                     self.send_cancel(now, ck)?;
@@ -511,7 +518,7 @@ impl TxnTable {
                 c.state = ClientState::Accepted;
                 self.timers.disarm_all(&mut c.timers);
                 let m = self.cfg.t1x64();
-                self.arm_client(ck, TimerKind::M, now + m);
+                self.arm_client(ck, TimerKind::M, at(now, m));
                 self.branch_final(now, ck, code, Some(msg));
             }
             (ClientState::Calling | ClientState::Proceeding, _) => {
@@ -531,7 +538,7 @@ impl TxnTable {
                 };
                 let dest = c.dest;
                 self.transmit(dest, ack, TxnRef::Client(ck));
-                self.arm_client(ck, TimerKind::D, now + d);
+                self.arm_client(ck, TimerKind::D, at(now, d));
                 self.branch_final(now, ck, code, Some(msg));
             }
             (ClientState::Completed, 300..=699) => {
@@ -567,7 +574,7 @@ impl TxnTable {
                 } else {
                     self.cfg.t4
                 };
-                self.arm_client(ck, TimerKind::K, now + k);
+                self.arm_client(ck, TimerKind::K, at(now, k));
                 self.branch_final(now, ck, code, Some(msg));
             }
             _ => {}
@@ -782,17 +789,17 @@ impl TxnTable {
         let t64 = self.cfg.t1x64();
         if invite {
             if !dest.is_reliable() {
-                self.arm_client(ck, TimerKind::A, now + t1);
+                self.arm_client(ck, TimerKind::A, at(now, t1));
             }
-            self.arm_client(ck, TimerKind::B, now + t64);
+            self.arm_client(ck, TimerKind::B, at(now, t64));
             if let Some(c) = self.cfg.timer_c {
-                self.arm_client(ck, TimerKind::C, now + c);
+                self.arm_client(ck, TimerKind::C, at(now, c));
             }
         } else {
             if !dest.is_reliable() {
-                self.arm_client(ck, TimerKind::E, now + t1);
+                self.arm_client(ck, TimerKind::E, at(now, t1));
             }
-            self.arm_client(ck, TimerKind::F, now + t64);
+            self.arm_client(ck, TimerKind::F, at(now, t64));
         }
         self.transmit(dest, req, TxnRef::Client(ck));
         ck
@@ -844,7 +851,7 @@ impl TxnTable {
             method: Method::Cancel,
         };
         let wait = self.cfg.t1x64();
-        self.arm_client(ck, TimerKind::CancelWait, now + wait);
+        self.arm_client(ck, TimerKind::CancelWait, at(now, wait));
         if !self.client_map.contains_key(&key) {
             self.new_client(now, key, cancel, dest, None, true);
         }
@@ -931,7 +938,7 @@ impl TxnTable {
                 s.state = ServerState::Accepted;
                 s.last = None;
                 self.timers.disarm(&mut s.timers, 0);
-                self.arm_server(sk, TimerKind::L, now + t64);
+                self.arm_server(sk, TimerKind::L, at(now, t64));
                 cancel_others = true;
             }
             (true, ServerState::Proceeding, _) => {
@@ -940,9 +947,9 @@ impl TxnTable {
                 s.interval = t1;
                 self.timers.disarm(&mut s.timers, 0);
                 if !reliable {
-                    self.arm_server(sk, TimerKind::G, now + t1);
+                    self.arm_server(sk, TimerKind::G, at(now, t1));
                 }
-                self.arm_server(sk, TimerKind::H, now + t64);
+                self.arm_server(sk, TimerKind::H, at(now, t64));
                 cancel_others = true;
             }
             (true, ServerState::Accepted, 200..=299) => {}
@@ -954,7 +961,7 @@ impl TxnTable {
                 s.state = ServerState::Completed;
                 s.last = Some(data.clone());
                 let j = if reliable { Duration::ZERO } else { t64 };
-                self.arm_server(sk, TimerKind::J, now + j);
+                self.arm_server(sk, TimerKind::J, at(now, j));
             }
             (_, state, _) => {
                 return Err(TxnError::WrongState(match state {
@@ -1031,8 +1038,8 @@ impl TxnTable {
             (TimerKind::G, ServerState::Completed) => {
                 let resend = s.last.clone();
                 let dest = s.source;
-                s.interval = (s.interval * 2).min(t2);
-                let next = now + s.interval;
+                s.interval = s.interval.saturating_mul(2).min(t2);
+                let next = at(now, s.interval);
                 if let Some(b) = resend {
                     self.transmit(dest, b, TxnRef::Server(sk));
                 }
@@ -1054,19 +1061,19 @@ impl TxnTable {
         };
         match (kind, c.state) {
             (TimerKind::A, ClientState::Calling) => {
-                c.interval *= 2;
-                let next = now + c.interval;
+                c.interval = c.interval.saturating_mul(2);
+                let next = at(now, c.interval);
                 let (dest, req) = (c.dest, c.req.clone());
                 self.transmit(dest, req, TxnRef::Client(ck));
                 self.arm_client(ck, TimerKind::A, next);
             }
             (TimerKind::E, ClientState::Trying | ClientState::Proceeding) => {
                 c.interval = if c.state == ClientState::Trying {
-                    (c.interval * 2).min(t2)
+                    c.interval.saturating_mul(2).min(t2)
                 } else {
                     t2
                 };
-                let next = now + c.interval;
+                let next = at(now, c.interval);
                 let (dest, req) = (c.dest, c.req.clone());
                 self.transmit(dest, req, TxnRef::Client(ck));
                 self.arm_client(ck, TimerKind::E, next);

@@ -7,5 +7,6 @@ mod cancel;
 mod fork;
 mod harness;
 mod mem;
+mod robust;
 mod soak;
 mod states;

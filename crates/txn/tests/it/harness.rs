@@ -255,6 +255,13 @@ impl Net {
         self.settle();
     }
 
+    /// Cancels a client transaction of node `i` now if it still exists.
+    pub(crate) fn try_cancel(&mut self, i: usize, ck: ClientKey) {
+        let now = self.now;
+        let _ = self.nodes[i].table.cancel_branch(now, ck);
+        self.settle();
+    }
+
     /// Injects raw bytes as if `from` had sent them to node `to`.
     pub(crate) fn inject(&mut self, from: SocketAddr, to: usize, data: &[u8]) {
         let reliable = self.nodes[to].reliable;

@@ -423,7 +423,9 @@ impl MsgCx {
     /// Takes an empty scratch buffer from the pool.
     #[inline]
     pub fn take_buf(&mut self) -> Vec<u8> {
-        self.bufs.pop().unwrap_or_else(|| Vec::with_capacity(MIN_BUF))
+        self.bufs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(MIN_BUF))
     }
 
     /// Returns a scratch buffer to the pool. Buffers enter the pool with at least

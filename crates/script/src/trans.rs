@@ -40,6 +40,11 @@ impl IpNet {
         (len <= max).then_some(Self { addr, len })
     }
 
+    /// True for an IPv4 network.
+    pub fn is_v4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+
     /// True when `ip` is inside the network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
@@ -68,6 +73,7 @@ impl IpNet {
 #[derive(Debug, Clone)]
 pub(crate) struct Trans {
     op: Op,
+    index: i64,
     params: Box<[Fmt]>,
     re: Option<(regex::bytes::Regex, Box<[u8]>, bool)>,
 }
@@ -222,6 +228,7 @@ const CLASSES: &[(&str, &[&str])] = &[
         &[
             "user",
             "host",
+            "domain",
             "passwd",
             "port",
             "params",
@@ -244,6 +251,7 @@ const CLASSES: &[(&str, &[&str])] = &[
             "version",
             "transport",
             "host",
+            "domain",
             "port",
             "comment",
             "params",
@@ -286,7 +294,11 @@ pub(crate) fn compile_trans(
             .map(|c| format!("did you mean {{{c}.{}}}?", t.method));
         return Err((format!("unknown transformation class '{}'", t.class), hint));
     };
-    if !methods.contains(&t.method.as_str()) {
+    let (na_index, method) = match (t.class.as_str(), t.method.split_once('.')) {
+        ("nameaddr", Some((i, m))) if i.parse::<i64>().is_ok() => (i.parse::<i64>().ok(), m),
+        _ => (None, t.method.as_str()),
+    };
+    if !methods.contains(&method) {
         let hint = crate::compile::nearest(&t.method, methods.iter().copied())
             .map(|m| format!("did you mean {{{}.{m}}}?", t.class));
         return Err((
@@ -295,7 +307,7 @@ pub(crate) fn compile_trans(
         ));
     }
     use Op::*;
-    let (op, min, max) = match (t.class.as_str(), t.method.as_str()) {
+    let (op, min, max) = match (t.class.as_str(), method) {
         ("s", "len") => (SLen, 0, 0),
         ("s", "int") => (SInt, 0, 0),
         ("s", "md5") => (SMd5, 0, 0),
@@ -340,7 +352,7 @@ pub(crate) fn compile_trans(
         ("uri", m) => {
             let f = match m {
                 "user" => UriF::User,
-                "host" => UriF::Host,
+                "host" | "domain" => UriF::Host,
                 "passwd" => UriF::Passwd,
                 "port" => UriF::Port,
                 "params" => UriF::Params,
@@ -363,7 +375,7 @@ pub(crate) fn compile_trans(
                 "name" => ViaF::Name,
                 "version" => ViaF::Version,
                 "transport" => ViaF::Transport,
-                "host" => ViaF::Host,
+                "host" | "domain" => ViaF::Host,
                 "port" => ViaF::Port,
                 "comment" => ViaF::Comment,
                 "params" => ViaF::Params,
@@ -413,6 +425,14 @@ pub(crate) fn compile_trans(
             Fmt::literal(rest.as_bytes()),
         ];
     }
+    if op == ReSubst && params.len() == 1 && params[0].as_const().is_none() {
+        return Ok(Trans {
+            op,
+            index: 0,
+            params: params.into(),
+            re: None,
+        });
+    }
     if op == ReSubst {
         let raw = t.params_raw.clone().unwrap_or_default();
         let (re, repl, global) = parse_subst(&raw).map_err(|m| {
@@ -423,6 +443,7 @@ pub(crate) fn compile_trans(
         })?;
         return Ok(Trans {
             op,
+            index: 0,
             params: Box::new([]),
             re: Some((re, repl.into(), global)),
         });
@@ -454,6 +475,7 @@ pub(crate) fn compile_trans(
     }
     Ok(Trans {
         op,
+        index: na_index.unwrap_or(0),
         params: params.into(),
         re: None,
     })
@@ -659,23 +681,21 @@ fn sha_hmac(bits: u16, key: &[u8], data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// SDP lines of a media stream: `(start, end)` byte offsets of the `m=<media>` section.
-fn sdp_stream(body: &[u8], media: &[u8]) -> Option<(usize, usize)> {
-    let mut start = None;
+/// The media streams of an SDP body: `(media type, (start, end))` of each `m=` section.
+fn sdp_streams(body: &[u8]) -> Vec<(&[u8], (usize, usize))> {
+    let mut v: Vec<(&[u8], (usize, usize))> = Vec::new();
     let mut pos = 0;
     for line in body.split_inclusive(|&c| c == b'\n') {
         if line.starts_with(b"m=") {
-            if let Some(s) = start {
-                return Some((s, pos));
+            if let Some(last) = v.last_mut() {
+                last.1.1 = pos;
             }
-            let m = &line[2..];
-            if m.len() >= media.len() && m[..media.len()].eq_ignore_ascii_case(media) {
-                start = Some(pos);
-            }
+            let media = line[2..].split(|&c| c == b' ').next().unwrap_or(b"");
+            v.push((media, (pos, body.len())));
         }
         pos += line.len();
     }
-    start.map(|s| (s, body.len()))
+    v
 }
 
 /// Applies a transformation to `(kind, out)` in place; returns the new kind.
@@ -845,31 +865,42 @@ fn apply_op(
             swap_str(out, tmp)
         }
         SIndex | SRindex => {
-            let start = if t.params.len() > 1 {
-                pi(p1).unwrap_or(0)
-            } else if t.op == SRindex {
-                -1
-            } else {
-                0
-            };
             let n = i64::try_from(out.len()).unwrap_or(0);
-            let start = if start < 0 {
-                (n + start).max(0)
-            } else {
-                start.min(n)
-            };
-            let st = usize::try_from(start).unwrap_or(0);
-            let found = if p0.is_empty() {
-                None
-            } else if t.op == SIndex {
+            let off = if t.params.len() > 1 { pi(p1) } else { None };
+            // Negative offsets wrap around the length.
+            let off = off.map(|o| {
+                if n == 0 {
+                    0
+                } else if o < 0 {
+                    o.rem_euclid(n)
+                } else {
+                    o.min(n)
+                }
+            });
+            if p0.is_empty() || p0.len() > out.len() {
+                return Kind::Null;
+            }
+            let found = if t.op == SIndex {
+                let st = usize::try_from(off.unwrap_or(0)).unwrap_or(0);
                 out.get(st..)
                     .and_then(|s| s.windows(p0.len()).position(|w| w == p0))
                     .map(|i| i + st)
             } else {
-                let lim = (st + p0.len()).min(out.len());
-                out[..lim].windows(p0.len()).rposition(|w| w == p0)
+                // The match must start at or before the offset.
+                let lim = off.map_or(out.len(), |o| usize::try_from(o).unwrap_or(0));
+                out.windows(p0.len())
+                    .enumerate()
+                    .rev()
+                    .find(|(i, w)| *i <= lim && *w == p0)
+                    .map(|(i, _)| i)
             };
-            Kind::Int(found.map_or(-1, |i| i64::try_from(i).unwrap_or(-1)))
+            match found {
+                Some(i) => Kind::Int(i64::try_from(i).unwrap_or(0)),
+                None => {
+                    out.clear();
+                    Kind::Null
+                }
+            }
         }
         SSubstr => {
             let (Some(off), Some(len)) = (pi(p0), pi(p1)) else {
@@ -877,10 +908,19 @@ fn apply_op(
             };
             let n = i64::try_from(out.len()).unwrap_or(0);
             let a = if off < 0 { n + off } else { off };
-            if a < 0 || a > n || len < 0 {
+            if a < 0 || a >= n.max(1) {
                 return Kind::Null;
             }
-            let b = if len == 0 { n } else { (a + len).min(n) };
+            let b = if len == 0 {
+                n
+            } else if len < 0 {
+                n + len
+            } else {
+                (a + len).min(n)
+            };
+            if b < a {
+                return Kind::Null;
+            }
             keep(
                 out,
                 usize::try_from(a).unwrap_or(0),
@@ -918,7 +958,13 @@ fn apply_op(
                 return Kind::Str;
             }
             let need = len - out.len();
-            let pad: Vec<u8> = p0.iter().copied().cycle().take(need).collect();
+            let pad: Vec<u8> = if t.op == SFillLeft {
+                // The repeated token is aligned to end just before the value.
+                let skip = (p0.len() - need % p0.len()) % p0.len();
+                p0.iter().copied().cycle().skip(skip).take(need).collect()
+            } else {
+                p0.iter().copied().cycle().take(need).collect()
+            };
             if t.op == SFillLeft {
                 tmp.extend_from_slice(&pad);
                 tmp.extend_from_slice(out);
@@ -1038,13 +1084,29 @@ fn apply_op(
             }
         }
         NaName | NaUri | NaLen | NaParam | NaParams => {
-            let span = sipox_sip_msg::Span::new(0, out.len());
+            let whole = sipox_sip_msg::Span::new(0, out.len());
+            let specs = || sipox_sip_msg::CommaSplit::new(out, whole);
+            let i = if t.index < 0 {
+                i64::try_from(specs().count()).unwrap_or(0) + t.index
+            } else {
+                t.index
+            };
+            let Some(span) = usize::try_from(i).ok().and_then(|i| specs().nth(i)) else {
+                out.clear();
+                return Kind::Null;
+            };
             let Ok(na) = sipox_sip_msg::parse_name_addr(out, span) else {
+                out.clear();
                 return Kind::Null;
             };
             let b = sipox_sip_msg::Bound::new(&out[..], na);
             let r = match t.op {
-                NaName => b.display(),
+                NaName => b.display().map(|d| {
+                    let d = d.trim_ascii();
+                    d.strip_prefix(b"\"")
+                        .and_then(|x| x.strip_suffix(b"\""))
+                        .unwrap_or(d)
+                }),
                 NaUri => Some(b.uri().raw()),
                 NaLen => return Kind::Int(i64::try_from(na.span.len()).unwrap_or(0)),
                 NaParam => b.param(p0).map(|v| v.unwrap_or(b"")),
@@ -1053,10 +1115,12 @@ fn apply_op(
                     Some(r.strip_prefix(b";").unwrap_or(r))
                 }
             };
-            let r = r.map(|s| sub_of(&out[..], s));
             match r {
-                Some(Some((a, e))) => keep(out, a, e),
-                Some(None) | None => {
+                Some(v) => {
+                    tmp.extend_from_slice(v);
+                    swap_str(out, tmp)
+                }
+                None => {
                     out.clear();
                     Kind::Null
                 }
@@ -1093,13 +1157,23 @@ fn apply_op(
         IpIsIp => Kind::Int(i64::from(parse_ip(out).is_some())),
         IpIsIp4 => Kind::Int(i64::from(parse_ip(out).is_some_and(|i| i.is_ipv4()))),
         IpIsIp6 => Kind::Int(i64::from(parse_ip(out).is_some_and(|i| i.is_ipv6()))),
-        IpFamily => match parse_ip(out) {
-            Some(i) => {
-                tmp.extend_from_slice(if i.is_ipv4() { b"INET" } else { b"INET6" });
-                swap_str(out, tmp)
+        IpFamily => {
+            let v4 = match out.len() {
+                4 => Some(true),
+                16 => Some(false),
+                _ => parse_ip(out).map(|i| i.is_ipv4()),
+            };
+            match v4 {
+                Some(v4) => {
+                    tmp.extend_from_slice(if v4 { b"INET" } else { b"INET6" });
+                    swap_str(out, tmp)
+                }
+                None => {
+                    out.clear();
+                    Kind::Null
+                }
             }
-            None => Kind::Null,
-        },
+        }
         IpResolve => {
             if parse_ip(out).is_some() {
                 Kind::Str
@@ -1110,10 +1184,15 @@ fn apply_op(
         }
         IpMatches => {
             let net = IpNet::parse(&String::from_utf8_lossy(p0));
-            Kind::Int(i64::from(match (net, parse_ip(out)) {
-                (Some(n), Some(ip)) => n.contains(ip),
-                _ => false,
-            }))
+            match (net, parse_ip(out)) {
+                (Some(n), Some(ip)) if n.is_v4() == ip.is_ipv4() => {
+                    Kind::Int(i64::from(n.contains(ip)))
+                }
+                _ => {
+                    out.clear();
+                    Kind::Null
+                }
+            }
         }
         IpIsPrivate => Kind::Int(i64::from(parse_ip(out).is_some_and(is_private))),
         CsvCount => Kind::Int(i64::try_from(out.split(|&c| c == b',').count()).unwrap_or(0)),
@@ -1144,25 +1223,58 @@ fn apply_op(
                 .map(|l| sub_of(&out[..], l));
             opt_sub(out, r.flatten())
         }
-        SdpStream => match sdp_stream(out, p0) {
-            Some((a, b)) => keep(out, a, b),
-            None => {
+        SdpStream | SdpStreamDelete => {
+            let streams = sdp_streams(out);
+            let sel: Vec<(usize, usize)> = match pi(p0) {
+                Some(i) => {
+                    let n = i64::try_from(streams.len()).unwrap_or(0);
+                    let i = if i < 0 { n + i } else { i };
+                    usize::try_from(i)
+                        .ok()
+                        .and_then(|i| streams.get(i))
+                        .map(|x| vec![x.1])
+                        .unwrap_or_default()
+                }
+                None => {
+                    let m = streams
+                        .iter()
+                        .filter(|(media, _)| media.eq_ignore_ascii_case(p0))
+                        .map(|x| x.1);
+                    if t.op == SdpStream {
+                        m.take(1).collect()
+                    } else {
+                        m.collect()
+                    }
+                }
+            };
+            if sel.is_empty() {
                 out.clear();
-                Kind::Null
+                return Kind::Null;
             }
-        },
-        SdpStreamDelete => {
-            if let Some((a, b)) = sdp_stream(out, p0) {
+            if t.op == SdpStream {
+                let (a, b) = sel[0];
+                return keep(out, a, b);
+            }
+            for &(a, b) in sel.iter().rev() {
                 out.drain(a..b);
             }
             Kind::Str
         }
         ReSubst => {
-            let Some((re, repl, g)) = &t.re else {
-                return Kind::Null;
-            };
-            subst(re, repl, *g, out, tmp);
-            swap_str(out, tmp)
+            if let Some((re, repl, g)) = &t.re {
+                subst(re, repl, *g, out, tmp);
+                return swap_str(out, tmp);
+            }
+            match parse_subst(&String::from_utf8_lossy(p0)) {
+                Ok((re, repl, g)) => {
+                    subst(&re, &repl, g, out, tmp);
+                    swap_str(out, tmp)
+                }
+                Err(_) => {
+                    out.clear();
+                    Kind::Null
+                }
+            }
         }
     }
 }

@@ -70,7 +70,10 @@ fn residential_route_allocates_nothing_after_warmup() {
     assert_eq!(cx.var("fhost").unwrap().to_text(), "atlanta.com");
     assert_eq!(cx.var("local").unwrap().to_text(), "1");
     assert_eq!(cx.var("next").unwrap().to_text(), "2");
-    assert_eq!(cx.avp("cid")[0].to_text(), "a84b4c76e66710@pc33.atlanta.com");
+    assert_eq!(
+        cx.avp("cid")[0].to_text(),
+        "a84b4c76e66710@pc33.atlanta.com"
+    );
     let mut out = Vec::new();
     cx.write_message(&mut out).unwrap();
     assert!(String::from_utf8_lossy(&out).contains("Max-Forwards: 69\r\n"));
@@ -96,7 +99,9 @@ fn each_statement_allocates_nothing_after_warmup() {
         "return(1);",
     ];
     for s in stmts {
-        let script = format!("log_level=2\nloadmodule \"maxfwd.so\"\nloadmodule \"sipmsgops.so\"\nroute {{ {s} }}");
+        let script = format!(
+            "log_level=2\nloadmodule \"maxfwd.so\"\nloadmodule \"sipmsgops.so\"\nroute {{ {s} }}"
+        );
         let prog = compile_str("x.cfg", &script).unwrap();
         let mut cx = MsgCx::new(prog);
         cx.set_message(SipMsg::parse(Bytes::from_static(INVITE)).unwrap());

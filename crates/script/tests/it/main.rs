@@ -5,3 +5,4 @@ mod util;
 
 mod alloc;
 mod engine;
+mod trans;

@@ -1,5 +1,7 @@
 //! One run of the main route of a residential-style script over a parsed INVITE.
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use bytes::Bytes;

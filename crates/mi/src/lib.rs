@@ -358,7 +358,12 @@ impl Mi {
     fn run(&self, cmd: &MiCmd, params: Option<&Value>, now: SystemTime) -> Result<Value, MiError> {
         let (names, handler) = choose_recipe(cmd, params)?;
         let p = MiParams::new(params, names);
-        handler(&p, &MiCx { mi: self, now })
+        // a panicking handler (a module's bug) answers an error instead of taking down the
+        // connection task or the FIFO thread
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handler(&p, &MiCx { mi: self, now })
+        }))
+        .unwrap_or_else(|_| Err(MiError::server_error("Command handler failed")))
     }
 
     /// Handle one JSON-RPC request given as text; `None` when no reply is due (a

@@ -120,6 +120,18 @@ fn command_errors_carry_their_code() {
 }
 
 #[test]
+fn a_panicking_handler_answers_an_error() {
+    let f = fixture();
+    let (code, msg, data) = error(&call(&f.mi, "t_panic", Value::Null));
+    assert_eq!(
+        (code, msg.as_str(), data.as_deref()),
+        (-32000, "Server error", Some("Command handler failed"))
+    );
+    // and the engine keeps working
+    assert!(result(&call(&f.mi, "pwd", Value::Null)).get("WD").is_some());
+}
+
+#[test]
 fn registration() {
     let f = fixture();
     static DUP: MiCmd = MiCmd {

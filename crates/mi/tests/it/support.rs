@@ -34,6 +34,11 @@ fn wrong_name(p: &MiParams<'_>, _: &MiCx<'_>) -> Result<Value, MiError> {
     p.str("not_in_recipe").map(|s| Value::from(s.into_owned()))
 }
 
+#[allow(clippy::panic)]
+fn panics(_: &MiParams<'_>, _: &MiCx<'_>) -> Result<Value, MiError> {
+    panic!("module bug")
+}
+
 pub(crate) static TEST_CMDS: &[MiCmd] = &[
     MiCmd {
         name: "t_echo",
@@ -56,6 +61,12 @@ pub(crate) static TEST_CMDS: &[MiCmd] = &[
         help: "h",
         module: "testmod",
         recipes: &[(&["x"], wrong_name)],
+    },
+    MiCmd {
+        name: "t_panic",
+        help: "",
+        module: "testmod",
+        recipes: &[(&[], panics)],
     },
 ];
 

@@ -263,12 +263,17 @@ impl SipMsg {
         Ok(())
     }
 
-    /// The message with edits applied, as a new buffer.
+    /// The message with edits applied, as a new buffer of exactly its length (suitable for
+    /// keeping, e.g. for retransmission). Unedited messages share the received buffer.
     pub fn to_bytes(&self) -> Bytes {
+        if !self.has_edits() {
+            let s = self.span();
+            return self.bytes().slice(s.lo()..s.hi());
+        }
         let mut v = Vec::with_capacity(self.raw().len() + 256);
         // write_to cannot fail today; keep the signature for future checks.
         let _ = self.write_to(&mut v);
-        Bytes::from(v)
+        Bytes::copy_from_slice(&v)
     }
 }
 

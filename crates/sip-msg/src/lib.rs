@@ -12,7 +12,9 @@
 //!   [`CSeq`], ...). [`Bound`] pairs one with its buffer for borrowing accessors. The hot ones
 //!   (Request-URI, top Via, From, To, CSeq, Max-Forwards) are cached in the message.
 //! - Edits (OpenSIPS "lumps") are recorded as byte-range insertions/deletions/replacements and
-//!   applied by [`SipMsg::write_to`]; untouched bytes are copied verbatim.
+//!   applied by [`SipMsg::write_to`]; untouched bytes are copied verbatim. The typed views always
+//!   describe the message as received, not as edited (as in OpenSIPS, where `$hdr` reads the
+//!   original message); parse the written bytes again to inspect the result.
 //! - Errors are [`ParseError`]s with the byte offset; [`ParseError::reply_code`] maps them to the
 //!   400/505 reply (or a drop, for responses).
 

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = Bound::new(data, m).boundary();
     }
     if data.len() > 4 {
-        let (b, body) = data.split_at(data[0] as usize % 8 + 1);
+        let (b, body) = data.split_at((data[0] as usize % 8 + 1).min(data.len()));
         let _ = parse_multipart(body, Span::new(0, body.len()), b);
     }
 });

@@ -1381,9 +1381,10 @@ impl<'a> Compiler<'a> {
             "auth.alg" => Pv::Auth(AuthPart::Alg),
             "auth.qop" => Pv::Auth(AuthPart::Qop),
             "auth.nc" => Pv::Auth(AuthPart::Nc),
-            "Au" => Pv::Auth(AuthPart::WholeUser),
+            "Au" => Pv::Auth(AuthPart::Acc),
             "branch" => Pv::Branch(match name {
-                None | Some("uri") => BranchPart::Uri,
+                None => BranchPart::New,
+                Some("uri") => BranchPart::Uri,
                 Some("duri") => BranchPart::Duri,
                 Some("q") => BranchPart::Q,
                 Some("path") => BranchPart::Path,
@@ -1418,15 +1419,17 @@ impl<'a> Compiler<'a> {
                 (None, Some(f)) => Pv::AvpDyn(self.fmt_spanned(f, span)),
                 (None, None) => return need_name(self),
             },
-            "param" => match name {
-                Some(n) => match n.parse::<usize>() {
+            "param" => match (name, &v.name) {
+                (Some(n), _) => match n.parse::<usize>() {
                     Ok(i) => Pv::Param(ParamRef::Index(i)),
                     Err(_) => Pv::Param(ParamRef::Name(n.into())),
                 },
-                None => return need_name(self),
+                (None, Some(f)) => Pv::Param(ParamRef::Dyn(self.fmt_spanned(f, span))),
+                (None, None) => return need_name(self),
             },
             "rc" | "retcode" => Pv::Rc,
-            "route" | "route.name" => Pv::RouteName,
+            "route" => Pv::RouteFull,
+            "route.name" => Pv::RouteName,
             "route.type" => Pv::RouteType,
             "cfg_line" => Pv::ConstInt(i64::from(self.line(span))),
             "cfg_file" => Pv::ConstStr(self.sources.location(span).file.into_bytes().into()),

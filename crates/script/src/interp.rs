@@ -560,8 +560,19 @@ impl MsgCx {
                 let Some(&(base, len, _)) = self.frames.last() else {
                     return Kind::Null;
                 };
-                match p {
-                    ParamRef::Index(i) if *i >= 1 && *i <= len => {
+                let i = match p {
+                    ParamRef::Index(i) => Some(*i),
+                    ParamRef::Dyn(f) => {
+                        let mut b = self.take_buf();
+                        self.eval_fmt(f, &mut b);
+                        let i = crate::value::parse_int(&b).and_then(|i| usize::try_from(i).ok());
+                        self.give_buf(b);
+                        i
+                    }
+                    ParamRef::Name(_) => None,
+                };
+                match i {
+                    Some(i) if i >= 1 && i <= len => {
                         let v = &self.params[base + i - 1];
                         out.extend_from_slice(&v.s);
                         v.kind
@@ -619,11 +630,10 @@ impl MsgCx {
                 self.with_msg(out, |m, o| hdr_idx(m, HeaderKind::ContentType, idx, all, o))
             }
             Pv::UserAgent => self.with_msg(out, |m, o| opt(o, m.value_of(HeaderKind::UserAgent))),
-            Pv::Contact => self.with_msg(out, |m, o| match (idx, all) {
-                (None, false) => opt(o, m.value_of(HeaderKind::Contact)),
-                _ => list_idx(m, HeaderKind::Contact, idx, all, o),
-            }),
-            Pv::ContactField(f) => self.with_msg(out, |m, o| contact_field(m, *f, o)),
+            Pv::Contact => self.with_msg(out, |m, o| list_idx(m, HeaderKind::Contact, idx, all, o)),
+            Pv::ContactField(f) => {
+                self.with_msg(out, |m, o| contact_field(m, *f, idx.unwrap_or(0), o))
+            }
             Pv::Path => self.with_msg(out, |m, o| list_idx(m, HeaderKind::Path, idx, true, o)),
             Pv::Hdr(h) => {
                 let Some(m) = self.msg.as_ref() else {
@@ -743,7 +753,7 @@ impl MsgCx {
                     return Kind::Null;
                 };
                 match p {
-                    BranchPart::Uri => put(out, &b.uri),
+                    BranchPart::Uri | BranchPart::New => put(out, &b.uri),
                     BranchPart::Duri if b.duri.is_empty() => Kind::Null,
                     BranchPart::Duri => put(out, &b.duri),
                     BranchPart::Path if b.path.is_empty() => Kind::Null,
@@ -784,7 +794,18 @@ impl MsgCx {
                 Kind::Str
             }
             Pv::Rc => Kind::Int(i64::from(self.rc)),
-            Pv::RouteName | Pv::RouteType => {
+            Pv::RouteFull if all => {
+                for (k, &(_, _, id)) in self.frames.iter().enumerate() {
+                    if k > 0 {
+                        out.extend_from_slice(b" > ");
+                    }
+                    if let Some(route) = self.prog.routes.get(id as usize) {
+                        route_full_name(route, out);
+                    }
+                }
+                Kind::Str
+            }
+            Pv::RouteName | Pv::RouteType | Pv::RouteFull => {
                 let n = i64::try_from(self.frames.len()).unwrap_or(0);
                 let i = idx.unwrap_or(0);
                 // [0] is the current route, [1] its caller, ...; negative from the top level.
@@ -798,6 +819,10 @@ impl MsgCx {
                 };
                 if matches!(r.pv, Pv::RouteType) {
                     return put(out, route.kind.keyword().as_bytes());
+                }
+                if matches!(r.pv, Pv::RouteFull) {
+                    route_full_name(route, out);
+                    return Kind::Str;
                 }
                 if route.kind == RouteKind::Request && route.name == "0" {
                     put(out, b"0")
@@ -957,14 +982,17 @@ impl MsgCx {
                     }
                 }
             }
-            Pv::Avp(id) => self.avp_set(
-                *id,
-                op,
-                idx,
-                matches!(r.idx, Idx::None | Idx::Append),
-                kind,
-                buf,
-            ),
+            Pv::Avp(id) if matches!(r.idx, Idx::Append) => {
+                if let Some(st) = self.avps.get_mut(*id as usize)
+                    && kind != Kind::Null
+                {
+                    // `[append]` adds at the bottom of the stack (the oldest end).
+                    st.push(kind, buf);
+                    let v = st.items.remove(st.len - 1);
+                    st.items.insert(0, v);
+                }
+            }
+            Pv::Avp(id) => self.avp_set(*id, op, idx, matches!(r.idx, Idx::None), kind, buf),
             Pv::AvpDyn(f) => {
                 let mut b = self.take_buf();
                 self.eval_fmt(f, &mut b);
@@ -1127,13 +1155,13 @@ impl MsgCx {
     fn branch_set(
         &mut self,
         part: BranchPart,
-        ridx: &Idx,
+        _ridx: &Idx,
         idx: Option<i64>,
         kind: Kind,
         buf: &mut Vec<u8>,
     ) {
         text_of(kind, buf);
-        if matches!(ridx, Idx::None | Idx::Append) && part == BranchPart::Uri {
+        if part == BranchPart::New {
             if kind != Kind::Null {
                 let b = self.new_branch();
                 b.uri.extend_from_slice(buf);
@@ -1165,7 +1193,7 @@ impl MsgCx {
                     .and_then(|f| u64::try_from(f).ok())
                     .unwrap_or(0)
             }
-            BranchPart::Socket => {}
+            BranchPart::Socket | BranchPart::New => {}
         }
         if part == BranchPart::Uri || part == BranchPart::Duri || part == BranchPart::Path {
             buf.clear();
@@ -1185,6 +1213,16 @@ impl MsgCx {
         b.flags = 0;
         self.nbranches += 1;
         b
+    }
+}
+
+/// `route`, `route[name]`, `failure_route[name]`, …
+fn route_full_name(route: &Route, out: &mut Vec<u8>) {
+    out.extend_from_slice(route.kind.keyword().as_bytes());
+    if !(route.name.is_empty() || (route.kind == RouteKind::Request && route.name == "0")) {
+        out.push(b'[');
+        out.extend_from_slice(route.name.as_bytes());
+        out.push(b']');
     }
 }
 
@@ -1386,8 +1424,16 @@ fn naddr(m: &SipMsg, kind: HeaderKind, part: NaPart, out: &mut Vec<u8>) -> Kind 
     }
 }
 
-fn contact_field(m: &SipMsg, f: ContactField, out: &mut Vec<u8>) -> Kind {
-    let Some(Ok(c)) = m.contacts().next() else {
+fn contact_field(m: &SipMsg, f: ContactField, idx: i64, out: &mut Vec<u8>) -> Kind {
+    let c = if idx >= 0 {
+        m.contacts().nth(usize::try_from(idx).unwrap_or(usize::MAX))
+    } else {
+        let n = i64::try_from(m.contacts().count()).unwrap_or(0);
+        usize::try_from(n + idx)
+            .ok()
+            .and_then(|k| m.contacts().nth(k))
+    };
+    let Some(Ok(c)) = c else {
         return Kind::Null;
     };
     let sipox_sip_msg::ContactValue::Addr(na) = c.v else {
@@ -1435,6 +1481,9 @@ fn auth_part(m: &SipMsg, p: AuthPart, out: &mut Vec<u8>) -> Kind {
         [HeaderKind::ProxyAuthorization, HeaderKind::Authorization]
     };
     let Some(h) = prefer.iter().find_map(|k| m.header(*k)) else {
+        if p == AuthPart::Acc {
+            return naddr(m, HeaderKind::From, NaPart::User, out);
+        }
         return Kind::Null;
     };
     let Ok(a) = sipox_sip_msg::parse_auth(m.buf(), h.value) else {
@@ -1444,6 +1493,7 @@ fn auth_part(m: &SipMsg, p: AuthPart, out: &mut Vec<u8>) -> Kind {
     let user = a.username().map(sipox_sip_msg::unquote);
     let v = match p {
         AuthPart::WholeUser => user,
+        AuthPart::Acc => user.map(|u| u.split(|&c| c == b'@').next().unwrap_or(u)),
         AuthPart::User => user.map(|u| u.split(|&c| c == b'@').next().unwrap_or(u)),
         AuthPart::Domain => {
             match user.and_then(|u| u.iter().position(|&c| c == b'@').map(|i| &u[i + 1..])) {

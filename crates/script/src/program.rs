@@ -332,6 +332,7 @@ pub(crate) enum Pv {
     DestSet,
     Rc,
     RouteName,
+    RouteFull,
     RouteType,
     Argv(Box<str>),
     ArgvAll,
@@ -356,6 +357,7 @@ pub(crate) enum Pv {
 pub(crate) enum ParamRef {
     Index(usize),
     Name(#[allow(dead_code)] Box<str>),
+    Dyn(Fmt),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,6 +395,7 @@ pub(crate) enum SockPart {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AuthPart {
+    Acc,
     User,
     WholeUser,
     Realm,
@@ -409,6 +412,7 @@ pub(crate) enum AuthPart {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BranchPart {
+    New,
     Uri,
     Duri,
     Q,

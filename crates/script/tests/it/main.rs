@@ -5,4 +5,5 @@ mod util;
 
 mod alloc;
 mod engine;
+mod pv;
 mod trans;

@@ -6,6 +6,7 @@ pkgs=()
 command -v mold >/dev/null 2>&1 || pkgs+=(mold)      # fast linker (scripts/cc-link falls back without it)
 command -v m4 >/dev/null 2>&1 || pkgs+=(m4)          # cfg preprocessor test (-p "m4")
 command -v g++ >/dev/null 2>&1 || pkgs+=(g++)        # libFuzzer build in the fuzz crate check
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)  # opensips-cli test venv
 if [ ${#pkgs[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -4,6 +4,7 @@
 mod util;
 
 mod alloc;
+mod corefns;
 mod engine;
 mod pv;
 mod trans;

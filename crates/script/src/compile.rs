@@ -236,6 +236,7 @@ struct Compiler<'a> {
     route_ids: HashMap<(RouteKind, String), RouteId>,
     loaded: Vec<String>,
     globals: Vec<(String, ast::Value)>,
+    modparams: Vec<(String, String, ast::Value)>,
     mask: u16,
     unimpl: BTreeSet<(&'static str, &'static str)>,
     shared: Arc<Shared>,
@@ -323,6 +324,7 @@ impl<'a> Compiler<'a> {
             route_ids: HashMap::new(),
             loaded: Vec::new(),
             globals: Vec::new(),
+            modparams: Vec::new(),
             mask: route_mask::ALL,
             unimpl: BTreeSet::new(),
             shared: Arc::new(Shared::default()),
@@ -433,8 +435,17 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn modparam_int(&self, _m: &str, _p: &str) -> Option<i64> {
-        None
+    fn modparam_int(&self, m: &str, p: &str) -> Option<i64> {
+        self.modparams
+            .iter()
+            .rev()
+            .find(|(mm, pp, _)| mm == m && pp == p)
+            .and_then(|(_, _, v)| match v {
+                ast::Value::Int(i) => Some(*i),
+                ast::Value::Bool(b) => Some(i64::from(*b)),
+                ast::Value::Str(s) => s.trim().parse().ok(),
+                _ => None,
+            })
     }
 
     fn load_module(&mut self, m: &ast::LoadModule) {
@@ -485,6 +496,8 @@ impl<'a> Compiler<'a> {
                 continue;
             };
             if def.params.is_empty() || def.params.contains(&mp.param.as_str()) {
+                self.modparams
+                    .push((m.clone(), mp.param.clone(), mp.value.clone()));
                 if m == "cfgutils" && (mp.param == "shvset" || mp.param == "varset") {
                     self.cfgutils_set(mp);
                 }

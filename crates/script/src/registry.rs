@@ -397,7 +397,8 @@ impl Registry {
 }
 
 /// Parses a catalog of declared functions: one module per line,
-/// `module: fn1(s,i?) fn2() | param1 param2`.
+/// `module: fn1(s,i?) fn2()@RF | param1 param2`; `@` letters restrict the route types
+/// (R request, F failure, O onreply, B branch, E error, L local, S startup, T timer, V event).
 pub(crate) fn parse_catalog(
     text: &'static str,
     impls: &[(&'static str, BuildFn)],
@@ -418,13 +419,30 @@ pub(crate) fn parse_catalog(
             fns: Vec::new(),
         };
         for f in fns.split_whitespace() {
-            let Some((fname, args)) = f.split_once('(') else {
+            let Some((fname, rest)) = f.split_once('(') else {
                 continue;
             };
-            let args = args.trim_end_matches(')');
+            let (args, mask) = rest.split_once(')').unwrap_or((rest, ""));
+            let routes = match mask.strip_prefix('@') {
+                Some(letters) => letters.chars().fold(0, |acc, c| {
+                    acc | match c {
+                        'R' => route_mask::REQUEST,
+                        'F' => route_mask::FAILURE,
+                        'O' => route_mask::ONREPLY,
+                        'B' => route_mask::BRANCH,
+                        'E' => route_mask::ERROR,
+                        'L' => route_mask::LOCAL,
+                        'S' => route_mask::STARTUP,
+                        'T' => route_mask::TIMER,
+                        'V' => route_mask::EVENT,
+                        _ => 0,
+                    }
+                }),
+                None => route_mask::ALL,
+            };
             let build = impls.iter().find(|(n, _)| *n == fname).map(|(_, b)| *b);
             m.fns.push(FnDef {
-                sig: Sig::new(m.name, fname, args, route_mask::ALL),
+                sig: Sig::new(m.name, fname, args, routes),
                 build,
             });
         }

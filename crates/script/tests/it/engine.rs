@@ -244,3 +244,25 @@ fn declared_function_is_runtime_error() {
         &[("sl", "sl_send_reply"), ("tm", "t_relay")]
     );
 }
+
+#[test]
+fn route_type_restrictions_follow_callers() {
+    // maxfwd's function is request-route only; reaching it from a failure route through a
+    // sub-route is an error at load, as in OpenSIPS.
+    let e = compile_err(
+        "loadmodule \"maxfwd.so\"\nroute[check] { mf_process_maxfwd_header(10); }\nroute { route(check); }\nfailure_route[f] { route(check); }\n",
+    );
+    assert!(e.contains("test.cfg:2:16: error: function 'mf_process_maxfwd_header' cannot be used in failure_route blocks"), "{e}");
+    // From the request route only, it is fine.
+    assert!(sipox_script::compile_str("t.cfg", "loadmodule \"maxfwd.so\"\nroute[check] { mf_process_maxfwd_header(10); }\nroute { route(check); }\n").is_ok());
+}
+
+#[test]
+fn initial_probability_modparam() {
+    let p = sipox_script::compile_str(
+        "t.cfg",
+        "loadmodule \"cfgutils.so\"\nmodparam(\"cfgutils\", \"initial_probability\", 0)\nroute { if (rand_event()) $var(hit) = 1; }",
+    )
+    .unwrap();
+    assert_eq!(p.shared().rand_prob(), 0);
+}

@@ -760,7 +760,7 @@ fn opt_sub(out: &mut Vec<u8>, s: Option<(usize, usize)>) -> Kind {
 #[allow(clippy::too_many_lines)]
 fn apply_op(
     t: &Trans,
-    _cx: &mut MsgCx,
+    cx: &mut MsgCx,
     out: &mut Vec<u8>,
     p0: &[u8],
     p1: &[u8],
@@ -1019,8 +1019,14 @@ fn apply_op(
             if f.is_static() {
                 return Kind::Str;
             }
-            // Runtime formats may only use variables that need no load-time slot.
-            Kind::Str
+            // Expanding variables named only at run time needs the compiler at run time, which
+            // the engine does not keep yet: say so and yield NULL rather than a wrong string.
+            cx.log(
+                -1,
+                b"ERROR: {s.eval} of a string with variables is not supported yet\n",
+            );
+            out.clear();
+            Kind::Null
         }
         SSha(b) => {
             sha(b, out, tmp);

@@ -341,3 +341,15 @@ fn deregistration_example() {
     let (cx, _) = run_on(s, reg);
     assert_eq!(var(&cx, "dereg"), "1");
 }
+
+#[test]
+fn s_eval_static_and_unsupported_dynamic() {
+    assert_eq!(tr("\"plain text\"", "{s.eval}"), "plain text");
+    // A string that names variables needs run-time compilation, which is not built yet: the
+    // result is NULL (never the unexpanded text) and an error is logged.
+    let (cx, o) = run(
+        "route { $var(x) = \"$$ru\"; $var(x) = \"sip:$\" + \"ru\"; $var(r) = $(var(x){s.eval}); if ($var(r) == NULL) $var(null) = 1; }",
+    );
+    assert!(matches!(o, sipox_script::Outcome::Done(_)), "{o:?}");
+    assert_eq!(var(&cx, "null"), "1");
+}

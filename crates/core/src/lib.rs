@@ -1,10 +1,14 @@
 //! `sipox-core` owns the runtime around the script: it reads the core global parameters of a
-//! configuration into a typed [`CoreConfig`], and (as issue 5 lands) runs the receive → script →
-//! send loop over `sipox-transport`. Protocol logic stays in the pure crates below it; modules do
-//! not depend on this crate.
+//! configuration into a typed [`CoreConfig`], compiles the script with the functions that need
+//! the network (`forward`, `sl_send_reply`, `send_reply`, `options_reply`, ...), and runs the
+//! receive → script → send loop over `sipox-transport`. Protocol decisions come from the pure
+//! crates below it (`sipox-proxy`, `sipox-sip-msg`); modules do not depend on this crate.
 
 #![forbid(unsafe_code)]
 
 mod config;
+mod fns;
+mod runtime;
 
 pub use config::{ConfigError, CoreConfig, LogTarget};
+pub use runtime::{Runtime, Server, StartError, registry};

@@ -229,6 +229,7 @@ pub struct MsgCx {
     pub(crate) rng: u64,
     pub(crate) script_trace: Option<(i32, crate::program::Fmt, Vec<u8>)>,
     pub(crate) serial: Vec<Branch>,
+    pub(crate) ext: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl fmt::Debug for MsgCx {
@@ -274,7 +275,32 @@ impl MsgCx {
             rng: seed,
             script_trace: None,
             serial: Vec::new(),
+            ext: None,
         }
+    }
+
+    /// Attaches the runtime's handle (transports, configuration) for functions the runtime
+    /// registers (`forward`, `sl_send_reply`, ...) — pingora's per-request context idea. The
+    /// script engine itself never looks inside.
+    pub fn set_ext(&mut self, ext: Arc<dyn std::any::Any + Send + Sync>) {
+        self.ext = Some(ext);
+    }
+
+    /// The runtime handle, if it is of type `T`.
+    pub fn ext<T: std::any::Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.ext
+            .as_ref()
+            .and_then(|e| Arc::clone(e).downcast::<T>().ok())
+    }
+
+    /// The network source of the current message.
+    pub fn source(&self) -> &Source {
+        &self.src
+    }
+
+    /// The new Request-URI set by the script, if any (`None`: the message's own).
+    pub fn new_ruri(&self) -> Option<&[u8]> {
+        self.ruri_set.then_some(self.ruri.as_slice())
     }
 
     /// The program this context runs.
@@ -316,6 +342,11 @@ impl MsgCx {
     /// The message being processed.
     pub fn msg(&self) -> Option<&SipMsg> {
         self.msg.as_ref()
+    }
+
+    /// The message, for functions that record edits (push a Via, add `received`).
+    pub fn msg_mut(&mut self) -> Option<&mut SipMsg> {
+        self.msg.as_mut()
     }
 
     /// Takes the message back out (with pending header edits, but not the R-URI change:

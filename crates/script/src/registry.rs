@@ -380,6 +380,15 @@ impl Registry {
         }
     }
 
+    /// Replaces (or adds) a core function, e.g. the runtime's `forward` over the declared one.
+    pub fn set_core_fn(&mut self, f: FnDef) {
+        if let Some(o) = self.core.iter_mut().find(|o| o.sig.name == f.sig.name) {
+            *o = f;
+        } else {
+            self.core.push(f);
+        }
+    }
+
     /// A module by name.
     pub fn module(&self, name: &str) -> Option<&ModuleDef> {
         self.modules.iter().find(|m| m.name == name)

@@ -66,6 +66,18 @@ impl SipMsg {
         self.edits = Edits::default();
     }
 
+    /// A mark for [`Self::truncate_edits`]: the number of edits recorded so far.
+    pub fn edit_mark(&self) -> usize {
+        self.edits.lumps.len()
+    }
+
+    /// Drops the insertions, deletions and replacements recorded after `mark` (e.g. the Via a
+    /// stateless `forward()` pushed for one destination, before forwarding to the next). Body
+    /// edits are not affected.
+    pub fn truncate_edits(&mut self, mark: usize) {
+        self.edits.lumps.truncate(mark);
+    }
+
     /// Inserts `data` before byte `at` of the buffer.
     pub fn insert_at(&mut self, at: u32, data: impl Into<Bytes>) {
         self.edits.push(Span { start: at, end: at }, data.into());

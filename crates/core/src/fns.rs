@@ -1,0 +1,296 @@
+//! Script functions that need the network, implemented by the runtime and registered over the
+//! declarations in the standard registry: core `forward`, `sl` (`sl_send_reply`,
+//! `sl_reply_error`), `signaling` (`send_reply`), `options` (`options_reply`).
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use sipox_script::{
+    Arg, Args, Call, FixupError, FnDef, IntArg, ModuleDef, MsgCx, Registry, Ret, Sig, Stop,
+    route_mask,
+};
+use sipox_sip_msg::Method;
+use sipox_transport::Dest;
+
+use crate::runtime::{Runtime, current_source, proto_of, stateless_reply_with};
+
+type R = Result<Ret, Stop>;
+
+pub(crate) fn register(r: &mut Registry) {
+    use route_mask::{ERROR, FAILURE, REQUEST};
+    r.set_core_fn(FnDef {
+        sig: Sig::new(
+            "core",
+            "forward",
+            "s?",
+            REQUEST | FAILURE | route_mask::ONREPLY | route_mask::BRANCH,
+        ),
+        build: Some(|mut a| Ok(Box::new(Forward { dest: a.fmt(0) }))),
+    });
+    r.add_module(ModuleDef {
+        name: "sl",
+        params: vec!["enable_stats"],
+        fns: vec![
+            FnDef {
+                sig: Sig::new("sl", "sl_send_reply", "a,a", REQUEST | ERROR),
+                build: Some(reply_call),
+            },
+            FnDef {
+                sig: Sig::new("sl", "sl_reply_error", "", REQUEST | ERROR),
+                build: Some(|_| Ok(Box::new(ReplyError))),
+            },
+        ],
+    });
+    r.add_module(ModuleDef {
+        name: "signaling",
+        params: vec![],
+        fns: vec![FnDef {
+            sig: Sig::new("signaling", "send_reply", "a,a", REQUEST | ERROR | FAILURE),
+            build: Some(reply_call),
+        }],
+    });
+    r.add_module(ModuleDef {
+        name: "options",
+        params: vec!["accept", "accept_encoding", "accept_language", "support"],
+        fns: vec![FnDef {
+            sig: Sig::new("options", "options_reply", "", REQUEST),
+            build: Some(|_| Ok(Box::new(OptionsReply))),
+        }],
+    });
+}
+
+fn take(a: &mut Args<'_>, i: usize) -> Arg {
+    a.args
+        .get_mut(i)
+        .map_or(Arg::None, |x| std::mem::replace(x, Arg::None))
+}
+
+fn reply_call(mut a: Args<'_>) -> Result<Box<dyn Call>, FixupError> {
+    let code = take(&mut a, 0);
+    if let Arg::Int(IntArg::Const(c)) = &code
+        && !(100..=699).contains(c)
+    {
+        return Err(FixupError::arg(
+            0,
+            format!("reply code {c} is not in 100..699"),
+        ));
+    }
+    Ok(Box::new(Reply {
+        code,
+        reason: take(&mut a, 1),
+    }))
+}
+
+/// Evaluates an "any" argument as text into `out`.
+fn text(cx: &mut MsgCx, a: &Arg, out: &mut Vec<u8>) {
+    match a {
+        Arg::Str(f) => cx.eval_fmt(f, out),
+        Arg::Static(b) => out.extend_from_slice(b),
+        Arg::Int(i) => {
+            if let Some(v) = cx.eval_int(i) {
+                out.extend_from_slice(v.to_string().as_bytes());
+            }
+        }
+        _ => {}
+    }
+}
+
+fn code_of(cx: &mut MsgCx, a: &Arg) -> Option<u16> {
+    let v = match a {
+        Arg::Int(i) => cx.eval_int(i)?,
+        other => {
+            let mut b = cx.take_buf();
+            text(cx, other, &mut b);
+            let v = std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok());
+            cx.give_buf(b);
+            v?
+        }
+    };
+    u16::try_from(v).ok().filter(|c| (100..=699).contains(c))
+}
+
+fn reply_from_script(cx: &mut MsgCx, code: u16, reason: &[u8], extra: &[u8]) -> i32 {
+    let (Some(rt), Some(src)) = (cx.ext::<Runtime>(), current_source()) else {
+        return -1;
+    };
+    let Some(msg) = cx.msg() else {
+        return -1;
+    };
+    if msg.method() == Some(Method::Ack) {
+        // ACK is never answered.
+        return -1;
+    }
+    if stateless_reply_with(&rt, msg, &src, code, reason, extra) {
+        1
+    } else {
+        -1
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    code: Arg,
+    reason: Arg,
+}
+
+impl Call for Reply {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(code) = code_of(cx, &self.code) else {
+            cx.log(-1, b"ERROR: reply code must be a number in 100..699");
+            return Ok(Ret(-1));
+        };
+        let mut reason = cx.take_buf();
+        text(cx, &self.reason, &mut reason);
+        let r = reply_from_script(cx, code, &reason, b"");
+        cx.give_buf(reason);
+        Ok(Ret(r))
+    }
+}
+
+#[derive(Debug)]
+struct ReplyError;
+
+impl Call for ReplyError {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        Ok(Ret(reply_from_script(
+            cx,
+            500,
+            b"Server Internal Error",
+            b"",
+        )))
+    }
+}
+
+#[derive(Debug)]
+struct OptionsReply;
+
+impl Call for OptionsReply {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        if cx.msg().and_then(sipox_sip_msg::SipMsg::method) != Some(Method::Options) {
+            cx.log(
+                -1,
+                b"ERROR: options_reply: called for a request that is not OPTIONS",
+            );
+            return Ok(Ret(-1));
+        }
+        let extra = b"Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, MESSAGE, INFO, PRACK, UPDATE, REFER\r\nAccept: */*\r\nAccept-Encoding: \r\nAccept-Language: en\r\nSupported: \r\n";
+        Ok(Ret(reply_from_script(cx, 200, b"OK", extra)))
+    }
+}
+
+#[derive(Debug)]
+struct Forward {
+    dest: Option<sipox_script::Fmt>,
+}
+
+impl Call for Forward {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let mut dest = cx.take_buf();
+        match &self.dest {
+            Some(f) => cx.eval_fmt(f, &mut dest),
+            None if !cx.dst_uri().is_empty() => {
+                let d = cx.dst_uri().to_vec();
+                dest.extend_from_slice(&d);
+            }
+            None => {
+                let r = cx.ruri().to_vec();
+                dest.extend_from_slice(&r);
+            }
+        }
+        if !(dest.starts_with(b"sip:") || dest.starts_with(b"sips:")) {
+            // forward("udp:10.0.0.1:5060") style: turn proto:host:port into a SIP URI.
+            let s = String::from_utf8_lossy(&dest).into_owned();
+            let uri = match s.split_once(':') {
+                Some((p, rest)) if sipox_transport::Proto::parse(p).is_some() => {
+                    format!("sip:{rest};transport={p}")
+                }
+                _ => format!("sip:{s}"),
+            };
+            dest.clear();
+            dest.extend_from_slice(uri.as_bytes());
+        }
+        let r = forward_to(cx, &dest);
+        cx.give_buf(dest);
+        Ok(Ret(r))
+    }
+}
+
+/// Stateless forwarding (RFC 3261 §16.11): our Via with a branch derived from the request,
+/// `received`/`rport` on the previous hop's Via, the message with the script's edits, sent to
+/// the URI's address. Returns 1, or -1 when the destination cannot be reached.
+fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
+    let (Some(rt), Some(src)) = (cx.ext::<Runtime>(), current_source()) else {
+        return -1;
+    };
+    let Ok(u) = sipox_sip_msg::uri(dest) else {
+        cx.log(-1, b"ERROR: forward: bad destination URI");
+        return -1;
+    };
+    let Ok(target) = sipox_proxy::request_target(&u) else {
+        cx.log(-1, b"ERROR: forward: destination cannot be routed");
+        return -1;
+    };
+    let Some(addr) = target.socket_addr() else {
+        cx.log(
+            -1,
+            b"ERROR: forward: host names need DNS resolution, which is not built yet",
+        );
+        return -1;
+    };
+    let proto = proto_of(target.transport);
+    let Some(tx) = rt.transports() else {
+        return -1;
+    };
+    let Some(sock) = tx.socket_for(proto, &addr) else {
+        cx.log(
+            -1,
+            b"ERROR: forward: no socket for the destination's transport and family",
+        );
+        return -1;
+    };
+    let (host, port) = match &sock.advertised {
+        Some((h, p)) => (h.clone(), *p),
+        None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
+    };
+    let sock_id = sock.id;
+    let out_ruri = cx.ruri().to_vec();
+    let force_rport = rt.cfg.force_rport;
+    let Some(msg) = cx.msg_mut() else {
+        return -1;
+    };
+    let branch = sipox_proxy::stateless_branch(msg, &out_ruri);
+    let via = sipox_proxy::via_value(target.transport, &host, port, &branch, false);
+    let recv = msg.via1().ok().and_then(|v| {
+        sipox_proxy::via_receive_params(&v, src.remote, force_rport).map(|p| (v.v.span.end, p))
+    });
+    let mark = msg.edit_mark();
+    if let Some((at, p)) = recv {
+        msg.insert_at(at, Bytes::from(p.into_bytes()));
+    }
+    msg.push_via(via.as_bytes());
+    let mut out = Vec::with_capacity(msg.raw().len() + 256);
+    let written = cx.write_message(&mut out).is_ok();
+    if let Some(m) = cx.msg_mut() {
+        m.truncate_edits(mark);
+    }
+    if !written {
+        return -1;
+    }
+    match tx.send(
+        &Dest {
+            proto,
+            addr,
+            socket: Some(sock_id),
+            conn: None,
+        },
+        Bytes::from(out),
+    ) {
+        Ok(()) => {
+            rt.counters.fwd_requests.fetch_add(1, Ordering::Relaxed);
+            1
+        }
+        Err(_) => -1,
+    }
+}

@@ -1,12 +1,12 @@
 //! The `sipox` command: OpenSIPS-compatible command line. `-c` checks a configuration and
-//! reports every diagnostic, like `opensips -c`; the network runtime is not built yet, so
-//! starting the server is refused with a clear message.
+//! reports every diagnostic, like `opensips -c`; without it the configuration is compiled and
+//! served by the `sipox-core` runtime in the foreground.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sipox_cfg_syntax::{Options as ParseOptions, parse_file};
-use sipox_script::{CompileOptions, Registry, compile};
+use sipox_script::{CompileOptions, compile};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -190,7 +190,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         let c = compile(
             &parsed.ast,
             &parsed.sources,
-            &Registry::standard(),
+            &sipox_core::registry(),
             &CompileOptions::default(),
         );
         diags.extend(c.diagnostics);
@@ -238,11 +238,47 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         eprintln!("config file ok, exiting...");
         return Ok(ExitCode::SUCCESS);
     }
-    let _ = (&cli.pidfile, cli.foreground, &cli.argv);
-    eprintln!(
-        "ERROR: the sipox network runtime is not built yet; only configuration checking (-c) is available"
-    );
-    Ok(ExitCode::from(2))
+    serve(cli, &file)
+}
+
+/// `-l` values as socket definitions (`udp:::1:5070` style IPv6 gets its brackets back).
+fn listen_specs(cli: &Cli) -> Result<Vec<sipox_transport::ListenSpec>, String> {
+    cli.listen
+        .iter()
+        .map(|l| {
+            l.parse::<sipox_transport::ListenSpec>().or_else(|e| {
+                let (proto, rest) = l.split_once(':').unwrap_or(("udp", l));
+                match rest.rsplit_once(':') {
+                    Some((host, port)) if host.contains(':') => format!("{proto}:[{host}]:{port}")
+                        .parse()
+                        .map_err(|_| e.to_string()),
+                    _ => Err(e.to_string()),
+                }
+            })
+        })
+        .collect()
+}
+
+fn serve(cli: &Cli, file: &std::path::Path) -> Result<ExitCode, String> {
+    let extra = listen_specs(cli)?;
+    if let Some(p) = &cli.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write pid file {}: {e}", p.display()))?;
+    }
+    if !cli.foreground {
+        eprintln!("NOTICE: daemon mode is not supported yet; running in the foreground");
+    }
+    let server = sipox_core::Server::start(file, cli.preprocessor.clone(), &extra)
+        .map_err(|e| e.to_string())?;
+    if let Some(tx) = server.runtime.transports() {
+        for s in tx.sockets() {
+            eprintln!("INFO: listening on {}:{}", s.proto.as_str(), s.local);
+        }
+    }
+    eprintln!("INFO: sipox {VERSION} started");
+    loop {
+        std::thread::park();
+    }
 }
 
 fn main() -> ExitCode {

@@ -98,8 +98,50 @@ fn options_acted_on() {
 }
 
 #[test]
-fn no_runtime_yet() {
-    let (code, out) = sipox(&["-f", &data("default.cfg")]);
-    assert_ne!(code, 0);
-    assert!(out.contains("network runtime is not built yet"), "{out}");
+fn serves_a_config() {
+    use std::io::Read as _;
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = std::env::temp_dir().join(format!("sipox-cli-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("serve.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "socket = udp:127.0.0.1:{port}\nloadmodule \"options.so\"\nroute {{ options_reply(); }}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sipox"))
+        .args(["-f", cfg.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let me = c.local_addr().unwrap().port();
+    let req = format!(
+        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKcli1\r\n\
+From: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: cli1\r\nCSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    let mut buf = [0u8; 4096];
+    let mut got = None;
+    for _ in 0..50 {
+        c.send_to(req.as_bytes(), ("127.0.0.1", port)).unwrap();
+        if let Ok((n, _)) = c.recv_from(&mut buf) {
+            got = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let got = got.unwrap_or_else(|| panic!("no reply; server said: {err}"));
+    assert!(got.starts_with("SIP/2.0 200 OK"), "{got}");
+    assert!(err.contains("listening on udp:127.0.0.1"), "{err}");
 }

@@ -319,15 +319,21 @@ pub(crate) fn stateless_reply_with(
 ) -> bool {
     let tag = to_tag(rt, msg);
     let ip = sipox_proxy::fmt_ip(src.remote.ip());
-    let via = msg.via1().ok();
-    let want_rport = rt.cfg.force_rport || via.as_ref().is_some_and(|v| v.rport() == Some(None));
+    // received/rport only where RFC 3261 §18.2.1 and RFC 3581 ask for them.
+    let params = msg
+        .via1()
+        .ok()
+        .and_then(|v| sipox_proxy::via_receive_params(&v, src.remote, rt.cfg.force_rport))
+        .unwrap_or_default();
+    let want_received = params.contains(";received=");
+    let want_rport = params.contains(";rport=");
     let server = rt
         .cfg
         .server_signature
         .then(|| header_value(&rt.cfg.server_header));
     let opts = ReplyOpts {
         to_tag: Some(tag.as_bytes()),
-        via_received: Some(ip.as_bytes()),
+        via_received: want_received.then_some(ip.as_bytes()),
         via_rport: want_rport.then_some(src.remote.port()),
         server: server.map(str::as_bytes),
         extra_headers: extra,

@@ -6,6 +6,8 @@ pkgs=()
 command -v mold >/dev/null 2>&1 || pkgs+=(mold)      # fast linker (scripts/cc-link falls back without it)
 command -v m4 >/dev/null 2>&1 || pkgs+=(m4)          # cfg preprocessor test (-p "m4")
 command -v g++ >/dev/null 2>&1 || pkgs+=(g++)        # libFuzzer build in the fuzz crate check
+command -v sipp >/dev/null 2>&1 || pkgs+=(sip-tester)  # SIPp for end-to-end tests
+command -v sipsak >/dev/null 2>&1 || pkgs+=(sipsak)     # OPTIONS ping end-to-end test
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)  # opensips-cli test venv
 if [ ${#pkgs[@]} -gt 0 ]; then
   SUDO=""

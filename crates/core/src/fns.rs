@@ -256,7 +256,9 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
     };
     let sock_id = sock.id;
     let out_ruri = cx.ruri().to_vec();
-    let force_rport = rt.cfg.force_rport;
+    // Over a stream the reply must find the client's connection again (RFC 3261 §18.2.2): its
+    // source port is in no header unless we record it, so stream sources always get rport.
+    let force_rport = rt.cfg.force_rport || src.proto != sipox_transport::Proto::Udp;
     let Some(msg) = cx.msg_mut() else {
         return -1;
     };

@@ -2,6 +2,8 @@
 //! plain UDP/TCP sockets act as the user agents on either side.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod sipp;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;

@@ -176,7 +176,7 @@ pub struct NetStats {
 
 pub(crate) struct Inner {
     sockets: Vec<SocketInfo>,
-    udp: Vec<(SocketId, std::net::UdpSocket)>,
+    udp: Vec<(SocketId, std::net::UdpSocket, SocketAddr)>,
     tcp: tcp::TcpState,
     cfg: TransportConfig,
     stats: NetStats,
@@ -243,7 +243,7 @@ impl Transports {
                             err,
                         })?;
                         let local = s.local_addr().map_err(StartError::Runtime)?;
-                        udp.push((id, s));
+                        udp.push((id, s, local));
                         local
                     }
                     Proto::Tcp => {

@@ -29,8 +29,8 @@ pub(crate) fn bind(addr: SocketAddr, maxbuffer: usize) -> std::io::Result<UdpSoc
 
 pub(crate) fn spawn_receivers(t: &Transports) -> std::io::Result<()> {
     let inner = t.inner();
-    for (id, sock) in &inner.udp {
-        let local = sock.local_addr()?;
+    for (id, sock, local) in &inner.udp {
+        let local = *local;
         for n in 0..inner.cfg.udp_workers.max(1) {
             let sock = sock.try_clone()?;
             let t = t.clone();

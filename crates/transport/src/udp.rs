@@ -88,14 +88,18 @@ fn receive_loop(t: &Transports, sock: &UdpSocket, id: crate::SocketId, local: So
 
 pub(crate) fn send(t: &Transports, dst: &Dest, data: &[u8]) -> Result<(), SendError> {
     let inner = t.inner();
+    // The bound address is cached: no getsockname() per send.
     let sock = match dst.socket {
-        Some(id) => inner.udp.iter().find(|(i, _)| *i == id).map(|(_, s)| s),
-        None => inner.udp.iter().find_map(|(_, s)| {
-            s.local_addr()
-                .ok()
-                .filter(|a| a.is_ipv4() == dst.addr.is_ipv4())
-                .map(|_| s)
-        }),
+        Some(id) => inner
+            .udp
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .map(|(_, s, _)| s),
+        None => inner
+            .udp
+            .iter()
+            .find(|(_, _, a)| a.is_ipv4() == dst.addr.is_ipv4())
+            .map(|(_, s, _)| s),
     };
     let Some(sock) = sock else {
         return Err(SendError::NoSocket(Proto::Udp));

@@ -8,6 +8,7 @@ command -v m4 >/dev/null 2>&1 || pkgs+=(m4)          # cfg preprocessor test (-p
 command -v g++ >/dev/null 2>&1 || pkgs+=(g++)        # libFuzzer build in the fuzz crate check
 command -v sipp >/dev/null 2>&1 || pkgs+=(sip-tester)  # SIPp for end-to-end tests
 command -v sipsak >/dev/null 2>&1 || pkgs+=(sipsak)     # OPTIONS ping end-to-end test
+command -v dnsmasq >/dev/null 2>&1 || pkgs+=(dnsmasq-base)  # a real DNS server for the resolver test
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)  # opensips-cli test venv
 if [ ${#pkgs[@]} -gt 0 ]; then
   SUDO=""

@@ -18,6 +18,7 @@ type R = Result<Ret, Stop>;
 
 pub(crate) fn register(r: &mut Registry) {
     use route_mask::{ERROR, FAILURE, REQUEST};
+    crate::rr::register(r);
     r.set_core_fn(FnDef {
         sig: Sig::new(
             "core",
@@ -122,6 +123,14 @@ fn reply_from_script(cx: &mut MsgCx, code: u16, reason: &[u8], extra: &[u8]) -> 
         // ACK is never answered.
         return -1;
     }
+    // Headers stored by append_to_reply() go into every reply generated for this request.
+    let hdrs;
+    let extra = if cx.reply_headers().is_empty() {
+        extra
+    } else {
+        hdrs = [cx.reply_headers(), extra].concat();
+        hdrs.as_slice()
+    };
     if stateless_reply_with(&rt, msg, &src, code, reason, extra) {
         1
     } else {
@@ -255,6 +264,7 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
         None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
     };
     let sock_id = sock.id;
+    let rr_lines = crate::rr::record_route_lines(cx, tx, &src, sock);
     let out_ruri = cx.ruri().to_vec();
     // Over a stream the reply must find the client's connection again (RFC 3261 §18.2.2): its
     // source port is in no header unless we record it, so stream sources always get rport.
@@ -270,6 +280,9 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
     let mark = msg.edit_mark();
     if let Some((at, p)) = recv {
         msg.insert_at(at, Bytes::from(p.into_bytes()));
+    }
+    if let Some(rr) = rr_lines {
+        crate::rr::insert_record_route(msg, rr);
     }
     msg.push_via(via.as_bytes());
     let mut out = Vec::with_capacity(msg.raw().len() + 256);

@@ -8,6 +8,7 @@
 
 mod config;
 mod fns;
+mod rr;
 mod runtime;
 
 pub use config::{ConfigError, CoreConfig, LogTarget};

@@ -266,6 +266,14 @@ impl FixupCx for Compiler<'_> {
     fn globals(&self) -> Vec<(String, ast::Value)> {
         self.globals.clone()
     }
+
+    fn modparam(&self, module: &str, name: &str) -> Option<ast::Value> {
+        self.modparams
+            .iter()
+            .rev()
+            .find(|(m, p, _)| m == module && p == name)
+            .map(|(_, _, v)| v.clone())
+    }
 }
 
 fn bit_of(v: &mut Vec<String>, name: &str) -> Result<u32, String> {
@@ -1501,6 +1509,12 @@ impl<'a> Compiler<'a> {
                 ));
             }
             other => {
+                if let Some((m, _)) = crate::modules::module_pv_owner(other)
+                    && self.loaded_has(m)
+                    && let Some(p) = self.reg.pv(other)
+                {
+                    return Ok(Some(Pv::Module(Arc::clone(p))));
+                }
                 match crate::modules::module_pv(other, &self.loaded) {
                     Ok(Some(p)) => {
                         if let Some((m, pv)) = crate::modules::module_pv_owner(other) {

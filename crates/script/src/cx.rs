@@ -230,6 +230,16 @@ pub struct MsgCx {
     pub(crate) script_trace: Option<(i32, crate::program::Fmt, Vec<u8>)>,
     pub(crate) serial: Vec<Branch>,
     pub(crate) ext: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    pub(crate) reply_hdrs: Vec<u8>,
+    pub(crate) states: Vec<Box<dyn MsgState>>,
+}
+
+/// Per-message state a module keeps in the [`MsgCx`] (the rr module's pending Record-Route
+/// and matched Route parameters, ...): created on first use, [`MsgState::reset`] at the start
+/// of every message, and kept (with its buffers) across messages.
+pub trait MsgState: std::any::Any + Send + Sync {
+    /// Forgets the previous message's state (keep buffers, do not allocate).
+    fn reset(&mut self);
 }
 
 impl fmt::Debug for MsgCx {
@@ -276,6 +286,8 @@ impl MsgCx {
             script_trace: None,
             serial: Vec::new(),
             ext: None,
+            reply_hdrs: Vec::new(),
+            states: Vec::new(),
         }
     }
 
@@ -337,6 +349,66 @@ impl MsgCx {
         self.rc = 0;
         self.params.clear();
         self.frames.clear();
+        self.reply_hdrs.clear();
+        for s in &mut self.states {
+            s.reset();
+        }
+    }
+
+    /// Sets the new Request-URI (as `$ru = ...` does).
+    pub fn set_ruri(&mut self, uri: &[u8]) {
+        self.ruri.clear();
+        self.ruri.extend_from_slice(uri);
+        self.ruri_set = true;
+    }
+
+    /// Sets the destination URI (`$du`); empty resets it.
+    pub fn set_dst_uri(&mut self, uri: &[u8]) {
+        self.duri.clear();
+        self.duri.extend_from_slice(uri);
+    }
+
+    /// Header lines (`Name: value\r\n` each) that `append_to_reply()` stored for the next reply
+    /// the proxy generates for this message (stateless or stateful).
+    pub fn reply_headers(&self) -> &[u8] {
+        &self.reply_hdrs
+    }
+
+    /// Adds header lines for the next locally generated reply (`append_to_reply`); a line
+    /// without its CRLF gets one.
+    pub fn add_reply_headers(&mut self, lines: &[u8]) {
+        self.reply_hdrs.extend_from_slice(lines);
+        if !lines.is_empty() && !lines.ends_with(b"\r\n") {
+            if lines.ends_with(b"\n") {
+                self.reply_hdrs.pop();
+            }
+            self.reply_hdrs.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The module state of type `T` for this message, created on first use.
+    pub fn state<T: MsgState + Default>(&mut self) -> Option<&mut T> {
+        let pos = self
+            .states
+            .iter()
+            .position(|s| (&**s as &dyn std::any::Any).is::<T>());
+        let i = match pos {
+            Some(i) => i,
+            None => {
+                self.states.push(Box::new(T::default()));
+                self.states.len() - 1
+            }
+        };
+        self.states
+            .get_mut(i)
+            .and_then(|s| (&mut **s as &mut dyn std::any::Any).downcast_mut::<T>())
+    }
+
+    /// The module state of type `T`, if a function created it.
+    pub fn peek_state<T: MsgState>(&self) -> Option<&T> {
+        self.states
+            .iter()
+            .find_map(|s| (&**s as &dyn std::any::Any).downcast_ref::<T>())
     }
 
     /// The message being processed.

@@ -41,7 +41,7 @@ mod trans;
 mod value;
 
 pub use compile::{CORE_PVS, CompileOptions, Compiled, compile, compile_str};
-pub use cx::{Branch, LogLine, MIN_BUF, MsgCx, Outcome, Ret, RunError, Source, Stop};
+pub use cx::{Branch, LogLine, MIN_BUF, MsgCx, MsgState, Outcome, Ret, RunError, Source, Stop};
 pub use program::{Fmt, Program, PvRef, RouteId};
 pub use registry::{
     Arg, Args, BuildFn, Call, FixupCx, FixupError, FnDef, IntArg, ModuleDef, ModulePv, ParamKind,

@@ -145,6 +145,29 @@ pub enum RegexArg {
     Dyn(Fmt),
 }
 
+impl RegexArg {
+    /// True when the regex matches `hay`; a dynamic regex is compiled per call (a bad one logs
+    /// an error and matches nothing).
+    pub fn is_match(&self, cx: &mut MsgCx, hay: &[u8]) -> bool {
+        match self {
+            Self::Const(re) => re.is_match(hay),
+            Self::Dyn(f) => {
+                let mut b = cx.take_buf();
+                cx.eval_fmt(f, &mut b);
+                let re = regex::bytes::Regex::new(&String::from_utf8_lossy(&b));
+                cx.give_buf(b);
+                match re {
+                    Ok(re) => re.is_match(hay),
+                    Err(_) => {
+                        cx.log(-1, b"ERROR: bad regular expression");
+                        false
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A compiled argument, shaped by its [`ParamKind`].
 #[derive(Debug, Clone)]
 pub enum Arg {
@@ -196,6 +219,10 @@ pub trait FixupCx {
     fn avp_id(&mut self, name: &str) -> u32;
     /// Global parameters as written (`socket`, `alias`, …).
     fn globals(&self) -> Vec<(String, sipox_cfg_syntax::Value)>;
+    /// The last value given to `modparam(module, name, ...)`, if any.
+    fn modparam(&self, _module: &str, _name: &str) -> Option<sipox_cfg_syntax::Value> {
+        None
+    }
 }
 
 /// Arguments handed to a function's compile step, with typed take-helpers.
@@ -351,6 +378,7 @@ pub struct ModuleDef {
 pub struct Registry {
     pub(crate) core: Vec<FnDef>,
     pub(crate) modules: Vec<ModuleDef>,
+    pub(crate) pvs: Vec<(&'static str, Arc<dyn ModulePv>)>,
 }
 
 impl Registry {
@@ -359,6 +387,7 @@ impl Registry {
         let mut r = Self {
             core: crate::corefns::table(),
             modules: Vec::new(),
+            pvs: Vec::new(),
         };
         crate::modules::register(&mut r);
         r
@@ -387,6 +416,18 @@ impl Registry {
         } else {
             self.core.push(f);
         }
+    }
+
+    /// Implements a module pseudo-variable (`$rr_params` of rr, ...) over its declaration:
+    /// `name` without the `$`.
+    pub fn add_pv(&mut self, name: &'static str, pv: Arc<dyn ModulePv>) {
+        self.pvs.retain(|(n, _)| *n != name);
+        self.pvs.push((name, pv));
+    }
+
+    /// An implemented module pseudo-variable.
+    pub fn pv(&self, name: &str) -> Option<&Arc<dyn ModulePv>> {
+        self.pvs.iter().find(|(n, _)| *n == name).map(|(_, p)| p)
     }
 
     /// A module by name.

@@ -260,25 +260,56 @@ fn listen_specs(cli: &Cli) -> Result<Vec<sipox_transport::ListenSpec>, String> {
 }
 
 fn serve(cli: &Cli, file: &std::path::Path) -> Result<ExitCode, String> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
     let extra = listen_specs(cli)?;
+    if !cli.foreground {
+        eprintln!("NOTICE: daemon mode is not supported yet; running in the foreground");
+    }
+    // SIGTERM/SIGINT only raise a flag; the main thread below does the orderly stop.
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&term))
+            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    }
+    let server = sipox_core::Server::start(file, cli.preprocessor.clone(), &extra)
+        .map_err(|e| e.to_string())?;
     if let Some(p) = &cli.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| format!("cannot write pid file {}: {e}", p.display()))?;
     }
-    if !cli.foreground {
-        eprintln!("NOTICE: daemon mode is not supported yet; running in the foreground");
-    }
-    let server = sipox_core::Server::start(file, cli.preprocessor.clone(), &extra)
-        .map_err(|e| e.to_string())?;
     if let Some(tx) = server.runtime.transports() {
         for s in tx.sockets() {
             eprintln!("INFO: listening on {}:{}", s.proto.as_str(), s.local);
         }
     }
-    eprintln!("INFO: sipox {VERSION} started");
-    loop {
-        std::thread::park();
+    if let Some(a) = server.http_addr() {
+        eprintln!("INFO: MI over HTTP on http://{a}");
     }
+    if let Some(f) = server.fifo_path() {
+        eprintln!("INFO: MI FIFO at {}", f.display());
+    }
+    eprintln!("INFO: sipox {VERSION} started");
+    let by_mi = loop {
+        if server.wait(Duration::from_millis(100)) {
+            break true;
+        }
+        if term.load(Ordering::SeqCst) {
+            break false;
+        }
+    };
+    if by_mi {
+        // let the MI `kill` reply reach its client before the transports go
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("INFO: sipox {VERSION} stopping");
+    server.shutdown();
+    if let Some(p) = &cli.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

@@ -8,8 +8,13 @@
 
 mod config;
 mod fns;
+mod logging;
+mod metrics;
+mod mi_wiring;
 mod rr;
 mod runtime;
 
 pub use config::{ConfigError, CoreConfig, LogTarget};
+pub use logging::Logger;
+pub use metrics::CoreCounters;
 pub use runtime::{Runtime, Server, StartError, registry};

@@ -7,18 +7,27 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sipox_cfg_syntax::{Options, RouteKind};
+use parking_lot::{Condvar, Mutex, RwLock};
+use sipox_cfg_syntax::{Config, Item, Options, RouteKind, SourceMap};
+use sipox_mi::{LogLevels, Mi, MiConfig};
 use sipox_script::{CompileOptions, MsgCx, Outcome, Program, Registry};
 use sipox_sip_msg::{ParseError, ReplyOpts, SipMsg, build_reply, looks_like_response};
+use sipox_stats::Stats;
 use sipox_transport::{Dest, Handler, Proto, Source, Transports};
 use thiserror::Error;
 
 use crate::config::CoreConfig;
+use crate::logging::{L_ERR, L_INFO, L_NOTICE, L_WARN, LogSettings, Logger};
+use crate::metrics::CoreCounters;
+use crate::metrics::LoadMeter;
+use crate::mi_wiring::{MiRunning, MiSetup, RUNTIME_CMDS};
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -33,27 +42,9 @@ pub enum StartError {
     /// Binding or starting threads failed.
     #[error(transparent)]
     Transport(#[from] sipox_transport::StartError),
-}
-
-/// Counters of the core path (exposed as `core:` statistics once the MI is wired).
-#[derive(Debug, Default)]
-pub struct CoreCounters {
-    /// Requests received.
-    pub rcv_requests: AtomicU64,
-    /// Replies received.
-    pub rcv_replies: AtomicU64,
-    /// Requests forwarded statelessly.
-    pub fwd_requests: AtomicU64,
-    /// Replies relayed.
-    pub fwd_replies: AtomicU64,
-    /// Replies dropped (not ours, unsafe target, script drop).
-    pub drop_replies: AtomicU64,
-    /// Requests dropped by the script.
-    pub drop_requests: AtomicU64,
-    /// Malformed messages.
-    pub err_requests: AtomicU64,
-    /// Stateless replies sent.
-    pub sent_replies: AtomicU64,
+    /// An MI transport (httpd, FIFO) or the statistics could not be set up.
+    #[error("{0}")]
+    Mi(String),
 }
 
 /// What script functions reach through [`MsgCx::ext`]: the transports, settings and counters.
@@ -63,9 +54,21 @@ pub struct Runtime {
     pub cfg: CoreConfig,
     tx: OnceLock<Transports>,
     ours: OnceLock<Vec<(String, u16)>>,
-    /// Counters.
+    /// Counters (live `core:`/`sl:` statistics).
     pub counters: CoreCounters,
     pub(crate) to_tag_seed: u64,
+    /// The statistics registry (`get_statistics`, `/metrics`).
+    pub stats: Arc<Stats>,
+    /// The log sink shared by the core and the script's `xlog`/`log`.
+    pub log: Arc<Logger>,
+    program: RwLock<Arc<Program>>,
+    script: (PathBuf, Option<String>),
+    level_cells: (Arc<AtomicI32>, Arc<AtomicI32>),
+    sl_loaded: bool,
+    stopping: AtomicBool,
+    stop_mx: Mutex<bool>,
+    stop_cv: Condvar,
+    started: Instant,
 }
 
 impl Runtime {
@@ -77,6 +80,63 @@ impl Runtime {
     /// (host, port) pairs that name this server: bound sockets, advertised addresses, aliases.
     pub fn ours(&self) -> &[(String, u16)] {
         self.ours.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// The program in force (each message takes this snapshot when it starts).
+    pub fn program(&self) -> Arc<Program> {
+        Arc::clone(&self.program.read())
+    }
+
+    /// `reload_routes`: compiles the configuration file again and swaps the new routes in.
+    /// Messages being processed finish on the program they started with. On any error the
+    /// running program stays and the error text is returned.
+    pub fn reload(&self) -> Result<(), String> {
+        let compiled = parse(&self.script.0, self.script.1.clone())
+            .and_then(|(ast, sources)| compile_program(&ast, &sources));
+        let mut prog = compiled.inspect_err(|e| {
+            self.log.log(
+                L_WARN,
+                &format!("reload_routes refused, the running routes stay: {e}"),
+            );
+        })?;
+        if !Program::share_level_cells(
+            &mut prog,
+            Arc::clone(&self.level_cells.0),
+            Arc::clone(&self.level_cells.1),
+        ) {
+            return Err("internal error: the new program is already shared".into());
+        }
+        *self.program.write() = prog;
+        self.log.log(L_NOTICE, "routes reloaded");
+        Ok(())
+    }
+
+    /// Orderly stop: receivers end, TCP connections close, timers and [`Server::wait`]
+    /// return. Idempotent.
+    pub fn shutdown(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.log.log(L_NOTICE, "shutting down");
+        if let Some(tx) = self.transports() {
+            tx.shutdown();
+        }
+        *self.stop_mx.lock() = true;
+        self.stop_cv.notify_all();
+    }
+
+    /// True once [`Runtime::shutdown`] ran (signal, MI `kill`).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` for the shutdown; true when it happened.
+    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+        let mut g = self.stop_mx.lock();
+        if !*g {
+            let _ = self.stop_cv.wait_for(&mut g, timeout);
+        }
+        *g
     }
 
     /// True when `host:port` names this server.
@@ -104,7 +164,6 @@ thread_local! {
 
 struct ServerHandler {
     rt: Arc<Runtime>,
-    prog: Arc<Program>,
 }
 
 #[allow(clippy::disallowed_methods)] // the I/O driver is where the clock is read
@@ -134,23 +193,34 @@ thread_local! {
     static CUR_SRC: RefCell<Option<Source>> = const { RefCell::new(None) };
 }
 
+/// A fresh script context for `prog` wired to the runtime (functions, log sink).
+fn new_cx(rt: &Arc<Runtime>, prog: &Arc<Program>) -> MsgCx {
+    let mut cx = MsgCx::new(Arc::clone(prog));
+    cx.set_ext(rt.clone());
+    cx.set_log_sink(rt.log.sink());
+    cx
+}
+
+/// Runs the thread's context on `prog` (a new context when the program was reloaded).
+fn with_cx<R>(rt: &Arc<Runtime>, prog: &Arc<Program>, f: impl FnOnce(&mut MsgCx) -> R) -> R {
+    CX.with(|c| {
+        let mut slot = c.borrow_mut();
+        let fresh = slot
+            .as_ref()
+            .is_none_or(|cx| !Arc::ptr_eq(cx.program(), prog));
+        if fresh {
+            *slot = Some(new_cx(rt, prog));
+        }
+        match slot.as_mut() {
+            Some(cx) => f(cx),
+            None => unreachable_cx(),
+        }
+    })
+}
+
 impl ServerHandler {
-    fn with_cx<R>(&self, f: impl FnOnce(&mut MsgCx) -> R) -> R {
-        CX.with(|c| {
-            let mut slot = c.borrow_mut();
-            let fresh = slot
-                .as_ref()
-                .is_none_or(|cx| !Arc::ptr_eq(cx.program(), &self.prog));
-            if fresh {
-                let mut cx = MsgCx::new(Arc::clone(&self.prog));
-                cx.set_ext(self.rt.clone());
-                *slot = Some(cx);
-            }
-            match slot.as_mut() {
-                Some(cx) => f(cx),
-                None => unreachable_cx(),
-            }
-        })
+    fn with_cx<R>(&self, prog: &Arc<Program>, f: impl FnOnce(&mut MsgCx) -> R) -> R {
+        with_cx(&self.rt, prog, f)
     }
 
     fn on_request(&self, msg: SipMsg, src: &Source) {
@@ -158,14 +228,33 @@ impl ServerHandler {
         rt.counters.rcv_requests.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = msg.validate() {
             rt.counters.err_requests.fetch_add(1, Ordering::Relaxed);
+            rt.counters.parse_failure(e.kind);
             if msg.method() != Some(sipox_sip_msg::Method::Ack) {
                 let code = e.reply_code(true).unwrap_or(400);
                 stateless_reply(rt, &msg, src, code, e.reason().as_bytes());
             }
             return;
         }
+        match msg.method() {
+            Some(sipox_sip_msg::Method::Other) => rt.counters.unsupported_methods.inc(),
+            // sl absorbs the ACK of a negative reply it sent (the To-tag is the one it made)
+            Some(sipox_sip_msg::Method::Ack)
+                if rt.sl_loaded
+                    && msg
+                        .to()
+                        .ok()
+                        .and_then(|t| t.tag())
+                        .is_some_and(|t| t == to_tag(rt, &msg).as_bytes()) =>
+            {
+                rt.counters.received_acks.inc();
+                rt.counters.drop_requests.inc();
+                return;
+            }
+            _ => {}
+        }
         CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));
-        let outcome = self.with_cx(|cx| {
+        let prog = rt.program();
+        let outcome = self.with_cx(&prog, |cx| {
             cx.set_source(script_source(src));
             cx.set_time_us(now_us());
             cx.set_message(msg);
@@ -173,12 +262,10 @@ impl ServerHandler {
             cx.clear_message();
             o
         });
-        match outcome {
-            Outcome::Drop => {
-                rt.counters.drop_requests.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::Error(e) => eprintln!("ERROR: script: {e}"),
-            _ => {}
+        // `drop` in the script is not a core drop (OpenSIPS counts only drops made before
+        // the script runs in core:drop_requests).
+        if let Outcome::Error(e) = outcome {
+            rt.log.log(L_ERR, &format!("script: {e}"));
         }
     }
 
@@ -203,8 +290,9 @@ impl ServerHandler {
             return;
         };
         CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));
-        let has_onreply = self.prog.route(RouteKind::OnReply, None).is_some();
-        let out = self.with_cx(|cx| {
+        let prog = rt.program();
+        let has_onreply = prog.route(RouteKind::OnReply, None).is_some();
+        let out = self.with_cx(&prog, |cx| {
             cx.set_source(script_source(src));
             cx.set_time_us(now_us());
             cx.set_message(msg);
@@ -348,7 +436,7 @@ pub(crate) fn stateless_reply_with(
         .transports()
         .is_some_and(|tx| tx.send(&dst, Bytes::from(out)).is_ok());
     if ok {
-        rt.counters.sent_replies.fetch_add(1, Ordering::Relaxed);
+        rt.counters.sl_sent(code);
     }
     ok
 }
@@ -376,22 +464,25 @@ pub(crate) fn to_tag(rt: &Runtime, msg: &SipMsg) -> String {
 }
 
 impl Handler for ServerHandler {
+    #[allow(clippy::disallowed_methods)] // the I/O driver times its work for load:
     fn on_message(&self, msg: SipMsg, src: &Source, _tx: &Transports) {
+        let t0 = Instant::now();
         if msg.is_request() {
             self.on_request(msg, src);
         } else {
             self.on_reply(msg, src);
         }
+        let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.rt.counters.busy_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
     fn on_bad_message(&self, data: &[u8], err: ParseError, src: &Source, _tx: &Transports) {
-        self.rt
-            .counters
-            .err_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.rt.counters.parse_failure(err.kind);
         if looks_like_response(data) {
+            self.rt.counters.err_replies.inc();
             return;
         }
+        self.rt.counters.err_requests.inc();
         // Answer 400 when enough of the request parses to build a reply; otherwise drop.
         let Ok(msg) = SipMsg::parse(Bytes::copy_from_slice(
             data.get(..data.len().min(65_535)).unwrap_or(data),
@@ -410,30 +501,120 @@ impl Handler for ServerHandler {
 pub struct Server {
     /// The runtime handle.
     pub runtime: Arc<Runtime>,
-    /// The compiled script.
+    /// The program compiled at start (after `reload_routes`, [`Runtime::program`] is the
+    /// one in force).
     pub program: Arc<Program>,
+    /// The Management Interface (commands work even when no MI transport is loaded).
+    pub mi: Arc<Mi>,
+    mi_run: Mutex<MiRunning>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Parses `path` (with the `-p` preprocessor).
+fn parse(path: &Path, preprocessor: Option<String>) -> Result<(Config, SourceMap), String> {
+    let opts = Options {
+        preprocessor,
+        ..Options::default()
+    };
+    let parsed = sipox_cfg_syntax::parse_file(path, &opts);
+    if parsed.has_errors() {
+        return Err(parsed.render_diagnostics());
+    }
+    let (ast, _, sources) = parsed.into_parts();
+    let ast = ast.ok_or_else(|| "configuration did not parse".to_owned())?;
+    Ok((ast, sources))
+}
+
+/// Compiles a parsed configuration with this runtime's functions.
+fn compile_program(ast: &Config, sources: &SourceMap) -> Result<Arc<Program>, String> {
+    let compiled = sipox_script::compile(ast, sources, &registry(), &CompileOptions::default());
+    compiled.program.ok_or_else(|| {
+        compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.render(sources))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// `timer_route[name, interval]` blocks: (name, seconds).
+fn timer_routes(ast: &Config) -> Vec<(String, u64)> {
+    ast.items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Route(r) if r.kind == RouteKind::Timer => Some((
+                r.name.clone()?,
+                r.interval
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(1)
+                    .max(1),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs a message-less route (startup, timer) on this thread's context.
+fn run_plain_route(rt: &Arc<Runtime>, kind: RouteKind, name: Option<&str>) {
+    let prog = rt.program();
+    if prog.route(kind, name).is_none() {
+        return;
+    }
+    let out = with_cx(rt, &prog, |cx| {
+        cx.set_time_us(now_us());
+        cx.run_route(kind, name)
+    });
+    if let Outcome::Error(e) = out {
+        rt.log.log(
+            L_ERR,
+            &format!(
+                "{}{}: {e}",
+                kind.keyword(),
+                name.map_or(String::new(), |n| format!("[{n}]"))
+            ),
+        );
+    }
+}
+
+/// Sleeps `total` in short steps; false when the runtime stopped meanwhile.
+fn nap(rt: &Runtime, total: Duration) -> bool {
+    !rt.wait_stopped(total)
+}
+
+#[allow(clippy::disallowed_methods)] // the runtime's timer is an I/O driver
+fn housekeeping(rt: &Arc<Runtime>, load: &LoadMeter) {
+    let mut last = Instant::now();
+    while nap(rt, Duration::from_secs(1)) {
+        let now = Instant::now();
+        let elapsed = now.duration_since(last);
+        last = now;
+        load.sample(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        rt.counters
+            .timestamp
+            .set(now.duration_since(rt.started).as_secs());
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| StartError::Mi(format!("cannot start the {name} thread: {e}")))
 }
 
 impl Server {
-    /// Parses, checks and compiles `path` (with `-p` preprocessing and extra `-l` sockets), binds
-    /// every socket and starts receiving. Returns when the server is up.
+    /// Parses, checks and compiles `path` (with `-p` preprocessing and extra `-l` sockets),
+    /// registers the statistics, runs `startup_route`, binds every socket and starts receiving,
+    /// the timers and the MI transports the configuration loads. Returns when the server is up.
+    #[allow(clippy::disallowed_methods)] // start time, read by the I/O driver
     pub fn start(
         path: &Path,
         preprocessor: Option<String>,
         extra: &[sipox_transport::ListenSpec],
     ) -> Result<Self, StartError> {
-        let opts = Options {
-            preprocessor,
-            ..Options::default()
-        };
-        let parsed = sipox_cfg_syntax::parse_file(path, &opts);
-        if parsed.has_errors() {
-            return Err(StartError::Config(parsed.render_diagnostics()));
-        }
-        let (ast, _, sources) = parsed.into_parts();
-        let Some(ast) = ast else {
-            return Err(StartError::Config("configuration did not parse".into()));
-        };
+        let (ast, sources) = parse(path, preprocessor.clone()).map_err(StartError::Config)?;
         let (mut cfg, errs) = CoreConfig::from_ast(&ast);
         if !errs.is_empty() {
             let text: Vec<String> = errs
@@ -449,27 +630,48 @@ impl Server {
         if cfg.sockets.is_empty() {
             return Err(StartError::NoSockets);
         }
-        let reg = registry();
-        let compiled = sipox_script::compile(&ast, &sources, &reg, &CompileOptions::default());
-        let Some(program) = compiled.program else {
-            let text: Vec<String> = compiled
-                .diagnostics
-                .iter()
-                .map(|d| d.render(&sources))
-                .collect();
-            return Err(StartError::Config(text.join("\n")));
-        };
+        let program = compile_program(&ast, &sources).map_err(StartError::Config)?;
+        let mi_setup = MiSetup::from_ast(&ast, program.modules()).map_err(StartError::Config)?;
+        let log_settings = LogSettings::from_ast(&ast);
+        let level_cells = program.shared().level_cells();
+        level_cells
+            .0
+            .store(log_settings.log_level, Ordering::Relaxed);
+        level_cells.1.store(
+            log_settings.xlog_level.unwrap_or(log_settings.log_level),
+            Ordering::Relaxed,
+        );
+        let log = Arc::new(Logger::new(
+            &log_settings,
+            Arc::clone(&level_cells.0),
+            Arc::clone(&level_cells.1),
+        ));
+        let stats = Arc::new(Stats::new());
+        let sl_loaded = program.modules().iter().any(|m| m == "sl");
+        let counters = CoreCounters::register(&stats, sl_loaded)
+            .map_err(|e| StartError::Mi(format!("statistics: {e}")))?;
         let seed = now_us().unsigned_abs();
         let rt = Arc::new(Runtime {
             cfg,
             tx: OnceLock::new(),
             ours: OnceLock::new(),
-            counters: CoreCounters::default(),
+            counters,
             to_tag_seed: seed,
+            stats: Arc::clone(&stats),
+            log,
+            program: RwLock::new(Arc::clone(&program)),
+            script: (path.to_path_buf(), preprocessor),
+            level_cells,
+            sl_loaded,
+            stopping: AtomicBool::new(false),
+            stop_mx: Mutex::new(false),
+            stop_cv: Condvar::new(),
+            started: Instant::now(),
         });
+        // startup_route runs once, before anything is received
+        run_plain_route(&rt, RouteKind::Startup, None);
         let handler = Arc::new(ServerHandler {
             rt: Arc::clone(&rt),
-            prog: Arc::clone(&program),
         });
         let tx = Transports::start(&rt.cfg.sockets, rt.cfg.transport.clone(), handler)?;
         let mut ours: Vec<(String, u16)> = Vec::new();
@@ -484,10 +686,118 @@ impl Server {
         }
         // Set once, right after binding; a message racing this sees "not ours" and is dropped.
         let _ = rt.ours.set(ours);
+        let workers = tx
+            .sockets()
+            .iter()
+            .map(|s| match s.proto {
+                Proto::Udp => s_workers(&rt.cfg, s.id),
+                _ => 0,
+            })
+            .sum::<usize>()
+            + rt.cfg.transport.tcp_workers;
+        let stat_err = |e: sipox_stats::StatsError| StartError::Mi(format!("statistics: {e}"));
+        crate::metrics::register_net(&stats, &tx).map_err(stat_err)?;
         let _ = rt.tx.set(tx);
+        let load = Arc::new(LoadMeter::new(Arc::clone(&rt.counters.busy_ns), workers));
+        load.register(&stats).map_err(stat_err)?;
+        crate::metrics::register_memory(&stats).map_err(stat_err)?;
+
+        let mi = Arc::new(Mi::new(MiConfig {
+            stats,
+            log_levels: Arc::new(LogLevels::sharing(
+                Arc::clone(&rt.level_cells.0),
+                Arc::clone(&rt.level_cells.1),
+            )),
+            started: std::time::SystemTime::now(),
+            ..MiConfig::default()
+        }));
+        mi.register_all(RUNTIME_CMDS)
+            .map_err(|e| StartError::Mi(e.to_string()))?;
+        mi.provide(Arc::clone(&rt));
+        let hook_rt = Arc::clone(&rt);
+        mi.on_kill(move || hook_rt.shutdown());
+
+        let mut threads = Vec::new();
+        let hk_rt = Arc::clone(&rt);
+        threads.push(spawn("timer", move || housekeeping(&hk_rt, &load))?);
+        for (name, secs) in timer_routes(&ast) {
+            let t_rt = Arc::clone(&rt);
+            threads.push(spawn("timer_route", move || {
+                while nap(&t_rt, Duration::from_secs(secs)) {
+                    run_plain_route(&t_rt, RouteKind::Timer, Some(&name));
+                }
+            })?);
+        }
+        let mi_run = match MiRunning::start(&mi, &mi_setup) {
+            Ok(r) => r,
+            Err(e) => {
+                rt.shutdown();
+                return Err(StartError::Mi(e));
+            }
+        };
+        if let Some(a) = mi_run.http_addr {
+            rt.log
+                .log(L_INFO, &format!("httpd: MI and metrics on http://{a}"));
+        }
         Ok(Self {
             runtime: rt,
             program,
+            mi,
+            mi_run: Mutex::new(mi_run),
+            threads: Mutex::new(threads),
         })
     }
+
+    /// Where the HTTP MI (`httpd`) listens, when loaded.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.mi_run.lock().http_addr
+    }
+
+    /// The MI FIFO's path, when `mi_fifo` is loaded.
+    pub fn fifo_path(&self) -> Option<PathBuf> {
+        self.mi_run
+            .lock()
+            .fifo
+            .as_ref()
+            .map(|f| f.path().to_path_buf())
+    }
+
+    /// Blocks until the server is asked to stop (MI `kill`, [`Runtime::shutdown`]) or
+    /// `timeout` passes; true when it was asked to stop.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        self.runtime.wait_stopped(timeout)
+    }
+
+    /// Stops everything: receivers, TCP connections, timers, MI transports. Idempotent.
+    pub fn shutdown(&self) {
+        self.runtime.shutdown();
+        if !self.mi.is_shutting_down() {
+            self.mi.request_shutdown();
+        }
+        self.mi_run.lock().stop();
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// UDP receiver threads of one socket (its `use_workers`, else `udp_workers`).
+fn s_workers(cfg: &CoreConfig, id: sipox_transport::SocketId) -> usize {
+    let mut i = 0usize;
+    for spec in &cfg.sockets {
+        for _ in spec.ports() {
+            if i == usize::from(id.0) {
+                return spec.workers.unwrap_or(cfg.transport.udp_workers).max(1);
+            }
+            i += 1;
+        }
+    }
+    cfg.transport.udp_workers.max(1)
 }

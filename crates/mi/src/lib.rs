@@ -76,20 +76,36 @@ pub enum RegisterError {
 /// the same atomics.
 #[derive(Debug)]
 pub struct LogLevels {
-    global: AtomicI32,
-    xlog: AtomicI32,
+    global: Arc<AtomicI32>,
+    xlog: Arc<AtomicI32>,
     per_thread: Mutex<Vec<(u32, i32)>>,
 }
 
 impl LogLevels {
     /// Start-up levels (OpenSIPS's defaults are `L_NOTICE` = 2 for both).
     #[must_use]
-    pub const fn new(log_level: i32, xlog_level: i32) -> Self {
+    pub fn new(log_level: i32, xlog_level: i32) -> Self {
+        Self::sharing(
+            Arc::new(AtomicI32::new(log_level)),
+            Arc::new(AtomicI32::new(xlog_level)),
+        )
+    }
+
+    /// Levels kept in cells the runtime shares with its logger and the script engine, so a
+    /// `log_level` command changes what the script's `xlog`/`log` print.
+    #[must_use]
+    pub const fn sharing(global: Arc<AtomicI32>, xlog: Arc<AtomicI32>) -> Self {
         Self {
-            global: AtomicI32::new(log_level),
-            xlog: AtomicI32::new(xlog_level),
+            global,
+            xlog,
             per_thread: Mutex::new(Vec::new()),
         }
+    }
+
+    /// True when some thread has its own level (`log_level level pid`).
+    #[must_use]
+    pub fn has_thread_overrides(&self) -> bool {
+        !self.per_thread.lock().is_empty()
     }
 
     /// The global log level.

@@ -84,6 +84,9 @@ pub enum Outcome {
     Error(RunError),
 }
 
+/// Where a worker's log lines go (the runtime's logger): `sink(level, text)`.
+pub(crate) type LogSink = Arc<dyn Fn(i32, &[u8]) + Send + Sync>;
+
 /// One log line produced by `xlog`, `log`, `xdbg` or a core function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
@@ -230,6 +233,7 @@ pub struct MsgCx {
     pub(crate) script_trace: Option<(i32, crate::program::Fmt, Vec<u8>)>,
     pub(crate) serial: Vec<Branch>,
     pub(crate) ext: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    pub(crate) log_sink: Option<LogSink>,
     pub(crate) reply_hdrs: Vec<u8>,
     pub(crate) states: Vec<Box<dyn MsgState>>,
 }
@@ -286,6 +290,7 @@ impl MsgCx {
             script_trace: None,
             serial: Vec::new(),
             ext: None,
+            log_sink: None,
             reply_hdrs: Vec::new(),
             states: Vec::new(),
         }
@@ -296,6 +301,12 @@ impl MsgCx {
     /// script engine itself never looks inside.
     pub fn set_ext(&mut self, ext: Arc<dyn std::any::Any + Send + Sync>) {
         self.ext = Some(ext);
+    }
+
+    /// Sends log lines (that are not captured) to the runtime's logger instead of stderr:
+    /// `sink(level, text)`; the level check has been made already.
+    pub fn set_log_sink(&mut self, sink: LogSink) {
+        self.log_sink = Some(sink);
     }
 
     /// The runtime handle, if it is of type `T`.
@@ -557,6 +568,8 @@ impl MsgCx {
                 level,
                 text: String::from_utf8_lossy(text).into_owned(),
             });
+        } else if let Some(sink) = &self.log_sink {
+            sink(level, text);
         } else {
             use std::io::Write as _;
             let mut e = std::io::stderr().lock();

@@ -2,6 +2,7 @@
 //! `rand_event` probability and raised events.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use parking_lot::{Condvar, Mutex};
@@ -33,14 +34,14 @@ struct ScriptLock {
 /// Shared state of a program.
 #[derive(Debug)]
 pub struct Shared {
-    log_level: AtomicI32,
-    xlog_level: AtomicI32,
+    log_level: Arc<AtomicI32>,
+    xlog_level: Arc<AtomicI32>,
     rand_prob: AtomicU32,
     rand_prob_initial: u32,
     cache: Mutex<HashMap<Vec<u8>, CacheEntry>>,
     pub(crate) shv_names: Vec<String>,
     shv: Mutex<Vec<Val>>,
-    locks: Mutex<HashMap<Vec<u8>, std::sync::Arc<ScriptLock>>>,
+    locks: Mutex<HashMap<Vec<u8>, Arc<ScriptLock>>>,
     events: Mutex<Vec<RaisedEvent>>,
 }
 
@@ -54,8 +55,8 @@ impl Shared {
     /// New shared state with a log level and an initial `rand_event` probability (percent).
     pub fn new(log_level: i32, rand_prob: u32) -> Self {
         Self {
-            log_level: AtomicI32::new(log_level),
-            xlog_level: AtomicI32::new(log_level),
+            log_level: Arc::new(AtomicI32::new(log_level)),
+            xlog_level: Arc::new(AtomicI32::new(log_level)),
             rand_prob: AtomicU32::new(rand_prob.min(100)),
             rand_prob_initial: rand_prob.min(100),
             cache: Mutex::new(HashMap::new()),
@@ -84,6 +85,11 @@ impl Shared {
     /// Changes the xlog level.
     pub fn set_xlog_level(&self, l: i32) {
         self.xlog_level.store(l, Ordering::Relaxed);
+    }
+
+    /// The `log_level` and `xlog_level` cells, for the runtime's logger and the MI to share.
+    pub fn level_cells(&self) -> (Arc<AtomicI32>, Arc<AtomicI32>) {
+        (Arc::clone(&self.log_level), Arc::clone(&self.xlog_level))
     }
 
     pub(crate) fn set_shv_names(&mut self, names: Vec<String>, init: Vec<Val>) {
@@ -178,8 +184,8 @@ impl Shared {
 
     // ----- locks -----
 
-    fn lock_of(&self, key: &[u8]) -> std::sync::Arc<ScriptLock> {
-        std::sync::Arc::clone(self.locks.lock().entry(key.to_vec()).or_default())
+    fn lock_of(&self, key: &[u8]) -> Arc<ScriptLock> {
+        Arc::clone(self.locks.lock().entry(key.to_vec()).or_default())
     }
 
     /// Takes a named lock, waiting while another worker holds it.
@@ -208,5 +214,23 @@ impl Shared {
     /// Takes the events raised so far.
     pub fn take_events(&self) -> Vec<RaisedEvent> {
         std::mem::take(&mut *self.events.lock())
+    }
+}
+
+impl crate::program::Program {
+    /// Makes a freshly compiled program use the given `log_level`/`xlog_level` cells (the
+    /// runtime's, kept across `reload_routes`) instead of its own. Returns false, changing
+    /// nothing, when the program or its shared state is already shared.
+    pub fn share_level_cells(
+        prog: &mut Arc<Self>,
+        log_level: Arc<AtomicI32>,
+        xlog_level: Arc<AtomicI32>,
+    ) -> bool {
+        let Some(shared) = Arc::get_mut(prog).and_then(|p| Arc::get_mut(&mut p.shared)) else {
+            return false;
+        };
+        shared.log_level = log_level;
+        shared.xlog_level = xlog_level;
+        true
     }
 }

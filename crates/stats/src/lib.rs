@@ -122,6 +122,15 @@ impl Stat {
     }
 }
 
+/// The counter itself, for code that counts with plain atomics (`fetch_add`, `load`).
+impl std::ops::Deref for Stat {
+    type Target = AtomicU64;
+
+    fn deref(&self) -> &AtomicU64 {
+        &self.slot
+    }
+}
+
 type StatFn = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 enum Source {

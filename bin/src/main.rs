@@ -24,7 +24,8 @@ Options:
     -m size      Shared memory in megabytes
     -M size      Private (per worker) memory in megabytes
     -D           Do not fork into daemon mode
-    -F           Daemon mode, but keep the main process in foreground
+    -F           Daemon mode, but keep the main process in foreground (sipox: foreground)
+                 Without -D/-F sipox runs in the background (logs: use syslog_enabled)
     -w dir       Change the working directory to \"dir\"
     -P file      Create a pid file
     -G file      Create a pgid file
@@ -266,7 +267,7 @@ fn serve(cli: &Cli, file: &std::path::Path) -> Result<ExitCode, String> {
 
     let extra = listen_specs(cli)?;
     if !cli.foreground {
-        eprintln!("NOTICE: daemon mode is not supported yet; running in the foreground");
+        return daemonize();
     }
     // SIGTERM/SIGINT only raise a flag; the main thread below does the orderly stop.
     let term = Arc::new(AtomicBool::new(false));
@@ -292,6 +293,11 @@ fn serve(cli: &Cli, file: &std::path::Path) -> Result<ExitCode, String> {
         eprintln!("INFO: MI FIFO at {}", f.display());
     }
     eprintln!("INFO: sipox {VERSION} started");
+    if std::env::var_os(DAEMON_ENV).is_some() {
+        // the parent relayed our start-up lines and exits; nobody reads stderr from now on
+        // (a daemon logs with syslog_enabled), and a closed pipe must not end the server
+        note("");
+    }
     let by_mi = loop {
         if server.wait(Duration::from_millis(100)) {
             break true;
@@ -304,12 +310,69 @@ fn serve(cli: &Cli, file: &std::path::Path) -> Result<ExitCode, String> {
         // let the MI `kill` reply reach its client before the transports go
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!("INFO: sipox {VERSION} stopping");
+    note(&format!("INFO: sipox {VERSION} stopping"));
     server.shutdown();
     if let Some(p) = &cli.pidfile {
         let _ = std::fs::remove_file(p);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Set in the environment of the background process `daemonize` starts.
+const DAEMON_ENV: &str = "SIPOX_DAEMON_CHILD";
+
+/// A line on stderr that may go nowhere (a daemon's stderr pipe is closed once the parent
+/// exits): write errors are ignored instead of panicking as `eprintln!` would.
+fn note(line: &str) {
+    use std::io::Write as _;
+    if !line.is_empty() {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+}
+
+/// Daemon mode without `fork()` (the workspace has no unsafe code): the same command runs
+/// again in the background as `-F` in its own process group with stdin closed; this process
+/// relays its start-up lines and exits 0 once it reports "started" (or with its exit code if
+/// it fails to start). The background process writes the `-P` pid file.
+fn daemonize() -> Result<ExitCode, String> {
+    use std::io::{BufRead as _, BufReader};
+    use std::os::unix::process::CommandExt as _;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the sipox binary: {e}"))?;
+    let mut child = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .arg("-F")
+        .env(DAEMON_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let Some(err) = child.stderr.take() else {
+        return Err("cannot read the daemon's output".into());
+    };
+    let mut lines = BufReader::new(err).lines();
+    while let Some(Ok(line)) = lines.next() {
+        note(&line);
+        if line.contains(" started") {
+            note(&format!(
+                "INFO: running in the background as pid {}",
+                child.id()
+            ));
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for the daemon: {e}"))?;
+    Ok(ExitCode::from(
+        status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .filter(|c| *c != 0)
+            .unwrap_or(255),
+    ))
 }
 
 fn main() -> ExitCode {

@@ -115,7 +115,7 @@ fn serves_a_config() {
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sipox"))
-        .args(["-f", cfg.to_str().unwrap()])
+        .args(["-F", "-f", cfg.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -144,4 +144,123 @@ Content-Length: 0\r\n\r\n"
     let got = got.unwrap_or_else(|| panic!("no reply; server said: {err}"));
     assert!(got.starts_with("SIP/2.0 200 OK"), "{got}");
     assert!(err.contains("listening on udp:127.0.0.1"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_in_order() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = std::env::temp_dir().join(format!("sipox-cli-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("term.cfg");
+    let pid_file = dir.join("sipox.pid");
+    let fifo = dir.join("sipox_fifo");
+    std::fs::write(
+        &cfg,
+        format!(
+            "socket = udp:127.0.0.1:0\nloadmodule \"mi_fifo.so\"\n\
+             modparam(\"mi_fifo\", \"fifo_name\", \"{}\")\nroute {{ drop; }}\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sipox"))
+        .args([
+            "-D",
+            "-f",
+            cfg.to_str().unwrap(),
+            "-P",
+            pid_file.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("started") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("started"), "{seen}");
+    assert!(pid_file.exists() && fifo.exists());
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    assert!(status.success(), "exit {status:?}: {seen}{rest}");
+    assert!(rest.contains("stopping"), "{rest}");
+    assert!(!pid_file.exists(), "the pid file is removed");
+    assert!(!fifo.exists(), "the FIFO is removed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn daemon_mode_runs_in_the_background() {
+    let dir = std::env::temp_dir().join(format!("sipox-cli-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("d.cfg");
+    let pid_file = dir.join("sipox.pid");
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        &cfg,
+        format!("socket = udp:127.0.0.1:{port}\nloadmodule \"options.so\"\nroute {{ options_reply(); }}\n"),
+    )
+    .unwrap();
+    // without -D/-F the command returns once the background server is up
+    let (code, text) = sipox(&[
+        "-f",
+        cfg.to_str().unwrap(),
+        "-P",
+        pid_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("running in the background"), "{text}");
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_ne!(pid, std::process::id().to_string());
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let me = c.local_addr().unwrap().port();
+    let req = format!(
+        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKd1\r\n\
+From: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: d1\r\nCSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    c.send_to(req.as_bytes(), ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 4096];
+    let got = c.recv_from(&mut buf).map(|(n, _)| buf[..n].to_vec());
+    // stop it whatever happened above
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let got = got.expect("the daemon answers");
+    assert!(got.starts_with(b"SIP/2.0 200"));
+    for _ in 0..100 {
+        if !pid_file.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !pid_file.exists(),
+        "the daemon removed its pid file on SIGTERM"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -256,3 +256,79 @@ fn bad_input_never_stops_the_server() {
         String::from_utf8_lossy(&buf[..n])
     );
 }
+
+/// Runs `calls` full calls UAC → proxy → UAS with the bench scenarios; ACK and BYE follow the
+/// recorded route back through the proxy.
+fn calls_through(proxy: &str, calls: u32, rate: u32) {
+    let uas_port = free_port(false);
+    let uac_port = free_port(false);
+    let uas = Kill(
+        Command::new("sipp")
+            .args(["-sf", data("sipp/uas_call.xml").to_str().unwrap()])
+            .args([
+                "-p",
+                &uas_port.to_string(),
+                "-i",
+                "127.0.0.1",
+                "-t",
+                "u1",
+                "-nostdin",
+            ])
+            .args(["-m", &calls.to_string(), "-timeout", "60"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new("sipp")
+        .arg(format!("127.0.0.1:{uas_port}"))
+        .args([
+            "-rsa",
+            proxy,
+            "-sf",
+            data("sipp/uac_call.xml").to_str().unwrap(),
+        ])
+        .args([
+            "-p",
+            &uac_port.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-t",
+            "u1",
+            "-nostdin",
+        ])
+        .args([
+            "-key",
+            "tparam",
+            "",
+            "-m",
+            &calls.to_string(),
+            "-r",
+            &rate.to_string(),
+        ])
+        .args(["-timeout", "40", "-timeout_error", "-recv_timeout", "5000"])
+        .output()
+        .unwrap();
+    drop(uas);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "sipp call UAC via {proxy} failed: {err}"
+    );
+}
+
+#[test]
+fn sipp_calls_record_route_and_loose_route() {
+    if !have("sipp") {
+        return;
+    }
+    let port = free_port(false);
+    let _s = server(&format!(
+        "socket = udp:127.0.0.1:{port}\nloadmodule \"sl.so\"\nloadmodule \"rr.so\"\nloadmodule \"sipmsgops.so\"\n\
+         route {{\n  if (has_totag()) {{\n    if (loose_route()) {{ forward(); exit; }}\n    \
+         sl_send_reply(404, \"Not here\");\n    exit;\n  }}\n  record_route();\n  forward();\n}}\n"
+    ));
+    calls_through(&format!("127.0.0.1:{port}"), 50, 25);
+}

@@ -332,3 +332,51 @@ fn sipp_calls_record_route_and_loose_route() {
     ));
     calls_through(&format!("127.0.0.1:{port}"), 50, 25);
 }
+
+fn mi_post(http: SocketAddr, method: &str) -> String {
+    use std::io::Read as _;
+    let body = format!(r#"{{"jsonrpc":"2.0","method":"{method}","id":1}}"#);
+    let mut t = TcpStream::connect(http).unwrap();
+    write!(
+        t,
+        "POST /mi HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    t.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn reload_routes_under_traffic_loses_no_call() {
+    if !have("sipp") {
+        return;
+    }
+    let port = free_port(false);
+    let script = |n: u32| {
+        format!(
+            "socket = udp:127.0.0.1:{port}\nloadmodule \"httpd.so\"\nloadmodule \"mi_http.so\"\n\
+             modparam(\"httpd\", \"ip\", \"127.0.0.1\")\nmodparam(\"httpd\", \"port\", 0)\n\
+             loadmodule \"sl.so\"\nloadmodule \"maxfwd.so\"\n\
+             route {{\n  $var(generation) = {n};\n  if (!mf_process_maxfwd_header(10)) {{ sl_send_reply(483, \"Too Many Hops\"); exit; }}\n  \
+             forward();\n}}\n"
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("sipox-reload-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.cfg");
+    std::fs::write(&path, script(0)).unwrap();
+    let s = Server::start(&path, None, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let http = s.http_addr().expect("httpd started");
+    let proxy = format!("127.0.0.1:{port}");
+    let traffic = std::thread::spawn(move || options_through(&proxy, "127.0.0.1", "u1", 800));
+    for n in 1..=8 {
+        std::thread::sleep(Duration::from_millis(350));
+        std::fs::write(&path, script(n)).unwrap();
+        let r = mi_post(http, "reload_routes");
+        assert!(r.contains("\"result\""), "reload {n}: {r}");
+    }
+    traffic.join().unwrap();
+}

@@ -35,6 +35,8 @@ mod modules;
 mod program;
 mod registry;
 mod shared;
+mod sipmsgops;
+mod textops;
 mod time;
 mod timerec;
 mod trans;

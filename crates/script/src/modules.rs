@@ -193,6 +193,8 @@ pub(crate) fn register(r: &mut Registry) {
     for m in parse_catalog(CATALOG, IMPLS) {
         r.add_module(m);
     }
+    crate::textops::register(r);
+    crate::sipmsgops::register(r);
 }
 
 /// Pseudo-variables of modules not built yet: `module: $name …` (a trailing `*` matches a

@@ -7,4 +7,5 @@ mod alloc;
 mod corefns;
 mod engine;
 mod pv;
+mod textops;
 mod trans;

@@ -7,5 +7,6 @@ mod alloc;
 mod corefns;
 mod engine;
 mod pv;
+mod sipmsgops;
 mod textops;
 mod trans;

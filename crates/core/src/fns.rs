@@ -226,6 +226,46 @@ impl Call for Forward {
     }
 }
 
+/// RFC 3263 location of a host name: the first resolved destination whose transport this
+/// element listens on (a stateless forward has no later failover).
+fn resolve_name(
+    rt: &Runtime,
+    t: &sipox_proxy::Target,
+) -> Option<(std::net::SocketAddr, sipox_sip_msg::Transport)> {
+    let sipox_proxy::Host::Name(name) = &t.host else {
+        return None;
+    };
+    let explicit = t.transport_explicit.then_some(match t.transport {
+        sipox_sip_msg::Transport::Tcp => sipox_dns::Transport::Tcp,
+        sipox_sip_msg::Transport::Tls => sipox_dns::Transport::Tls,
+        sipox_sip_msg::Transport::Sctp => sipox_dns::Transport::Sctp,
+        _ => sipox_dns::Transport::Udp,
+    });
+    let sips = t.transport == sipox_sip_msg::Transport::Tls && !t.transport_explicit;
+    #[allow(clippy::cast_possible_truncation)]
+    let mut seed = (rt.to_tag_seed as u32) | 1;
+    let mut rng = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let dns = rt.resolver()?;
+    let cfg = rt.dns_config();
+    let list =
+        sipox_dns::resolve(dns.as_ref(), &cfg, name, t.port, explicit, sips, &mut rng).ok()?;
+    let tx = rt.transports()?;
+    list.into_iter().find_map(|r| {
+        let tr = match r.transport {
+            sipox_dns::Transport::Tcp => sipox_sip_msg::Transport::Tcp,
+            sipox_dns::Transport::Tls => sipox_sip_msg::Transport::Tls,
+            sipox_dns::Transport::Sctp => sipox_sip_msg::Transport::Sctp,
+            _ => sipox_sip_msg::Transport::Udp,
+        };
+        tx.socket_for(proto_of(tr), &r.addr).map(|_| (r.addr, tr))
+    })
+}
+
 /// Stateless forwarding (RFC 3261 §16.11): our Via with a branch derived from the request,
 /// `received`/`rport` on the previous hop's Via, the message with the script's edits, sent to
 /// the URI's address. Returns 1, or -1 when the destination cannot be reached.
@@ -241,12 +281,22 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
         cx.log(-1, b"ERROR: forward: destination cannot be routed");
         return -1;
     };
-    let Some(addr) = target.socket_addr() else {
-        cx.log(
-            -1,
-            b"ERROR: forward: host names need DNS resolution, which is not built yet",
-        );
-        return -1;
+    let (addr, transport) = match target.socket_addr() {
+        Some(a) => (a, target.transport),
+        None => match resolve_name(&rt, &target) {
+            Some(r) => r,
+            None => {
+                cx.log(
+                    -1,
+                    b"ERROR: forward: the destination's host did not resolve (RFC 3263)",
+                );
+                return -1;
+            }
+        },
+    };
+    let target = sipox_proxy::Target {
+        transport,
+        ..target
     };
     let proto = proto_of(target.transport);
     let Some(tx) = rt.transports() else {

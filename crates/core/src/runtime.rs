@@ -69,9 +69,41 @@ pub struct Runtime {
     stop_mx: Mutex<bool>,
     stop_cv: Condvar,
     started: Instant,
+    dns: OnceLock<Option<Arc<dyn sipox_dns::Lookup>>>,
 }
 
 impl Runtime {
+    /// The DNS resolver for host names in URIs: the one set by [`Self::set_resolver`], else the
+    /// system resolver, created on first use (`None` when the system has no usable config).
+    pub fn resolver(&self) -> Option<&Arc<dyn sipox_dns::Lookup>> {
+        self.dns
+            .get_or_init(|| {
+                sipox_dns::SystemResolver::from_system()
+                    .ok()
+                    .map(|r| Arc::new(r) as Arc<dyn sipox_dns::Lookup>)
+            })
+            .as_ref()
+    }
+
+    /// Uses `r` for DNS (tests give a static table); only before the first lookup.
+    pub fn set_resolver(&self, r: Arc<dyn sipox_dns::Lookup>) -> bool {
+        self.dns.set(Some(r)).is_ok()
+    }
+
+    /// RFC 3263 settings from the core parameters.
+    pub fn dns_config(&self) -> sipox_dns::DnsConfig {
+        let mut transports = vec![sipox_dns::Transport::Udp];
+        if self.cfg.sockets.iter().any(|s| s.proto == Proto::Tcp) {
+            transports.push(sipox_dns::Transport::Tcp);
+        }
+        sipox_dns::DnsConfig {
+            try_naptr: self.cfg.dns_try_naptr,
+            try_ipv6: self.cfg.dns_try_ipv6,
+            transports,
+            blacklist: Vec::new(),
+        }
+    }
+
     /// The running transports.
     pub fn transports(&self) -> Option<&Transports> {
         self.tx.get()
@@ -667,6 +699,7 @@ impl Server {
             stop_mx: Mutex::new(false),
             stop_cv: Condvar::new(),
             started: Instant::now(),
+            dns: OnceLock::new(),
         });
         // startup_route runs once, before anything is received
         run_plain_route(&rt, RouteKind::Startup, None);

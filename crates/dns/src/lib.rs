@@ -55,7 +55,7 @@ pub enum DnsError {
 }
 
 /// The three lookups RFC 3263 needs.
-pub trait Lookup: Send + Sync {
+pub trait Lookup: Send + Sync + std::fmt::Debug {
     /// NAPTR records of `name`.
     fn naptr(&self, name: &str) -> Result<Vec<Naptr>, DnsError>;
     /// SRV records of `name`.

@@ -380,3 +380,41 @@ fn reload_routes_under_traffic_loses_no_call() {
     }
     traffic.join().unwrap();
 }
+
+#[test]
+fn forward_resolves_names_with_rfc3263() {
+    let uas = UdpSocket::bind("127.0.0.1:0").unwrap();
+    uas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let uas_port = uas.local_addr().unwrap().port();
+    let port = free_port(false);
+    let s = server(&format!(
+        "socket = udp:127.0.0.1:{port}\nroute {{ forward(); }}\n"
+    ));
+    let mut t = sipox_dns::StaticResolver::new();
+    t.add_srv(
+        "_sip._udp.example.test",
+        0,
+        10,
+        uas_port,
+        "uas.example.test",
+    )
+    .add_ip("uas.example.test", "127.0.0.1".parse().unwrap());
+    assert!(s.runtime.set_resolver(std::sync::Arc::new(t)));
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = c.local_addr().unwrap().port();
+    let req = format!(
+        "OPTIONS sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKdns1\r\n\
+         From: <sip:a@b>;tag=1\r\nTo: <sip:bob@example.test>\r\nCall-ID: dns1\r\nCSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    c.send_to(req.as_bytes(), ("127.0.0.1", port)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = uas.recv_from(&mut buf).unwrap();
+    let m = sipox_sip_msg::SipMsg::parse(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+    assert_eq!(
+        m.ruri_raw(),
+        b"sip:bob@example.test",
+        "R-URI untouched, destination from DNS"
+    );
+    assert_eq!(m.via1().unwrap().port(), Some(port));
+}

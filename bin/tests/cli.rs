@@ -264,3 +264,43 @@ Content-Length: 0\r\n\r\n"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `sipox -c` rejects every broken golden config of the syntax crate with exactly the
+/// diagnostics its `.diag` file lists (file:line:col and message), and accepts every template.
+#[test]
+fn check_golden_broken_configs() {
+    let dir = format!(
+        "{}/../crates/cfg-syntax/tests/data/err",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut n = 0;
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for cfg in names
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cfg"))
+    {
+        let diag = std::fs::read_to_string(cfg.with_extension("diag")).unwrap();
+        let (code, out) = sipox(&["-c", "-f", cfg.to_str().unwrap()]);
+        assert_eq!(code, 255, "{}: {out}", cfg.display());
+        let expected: Vec<&str> = diag
+            .lines()
+            .filter(|l| l.contains(": error:") || l.contains(": warning:"))
+            .collect();
+        assert!(!expected.is_empty(), "{}", cfg.display());
+        for line in expected {
+            // .diag files name the config relative to the data directory; match from the file name on.
+            let tail = line.rsplit_once('/').map_or(line, |(_, t)| t);
+            assert!(
+                out.contains(tail),
+                "{}: missing `{tail}` in:\n{out}",
+                cfg.display()
+            );
+        }
+        n += 1;
+    }
+    assert_eq!(n, 10);
+}

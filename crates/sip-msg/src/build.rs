@@ -30,6 +30,20 @@ fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Content-Type (when there is a body), Content-Length, the empty line and the body.
+fn put_body(out: &mut Vec<u8>, body: Option<(&[u8], &[u8])>) {
+    let body = match body {
+        Some((ct, b)) => {
+            put_header(out, b"Content-Type", ct);
+            b
+        }
+        None => &[],
+    };
+    put_header(out, b"Content-Length", &itoa_buf(body.len()));
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
 fn put_top_via(req: &SipMsg, raw: &[u8], opts: &ReplyOpts<'_>, out: &mut Vec<u8>) -> Result<()> {
     let via = req.via1()?;
     out.extend_from_slice(b"Via: ");
@@ -124,16 +138,7 @@ pub fn build_reply(
     if let Some(s) = opts.server {
         put_header(out, b"Server", s);
     }
-    let body = match opts.body {
-        Some((ct, b)) => {
-            put_header(out, b"Content-Type", ct);
-            b
-        }
-        None => &[],
-    };
-    put_header(out, b"Content-Length", &itoa_buf(body.len()));
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    put_body(out, opts.body);
     Ok(())
 }
 
@@ -241,16 +246,7 @@ pub fn build_request(r: &NewRequest<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(r.method);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(r.extra_headers);
-    let body = match r.body {
-        Some((ct, b)) => {
-            put_header(out, b"Content-Type", ct);
-            b
-        }
-        None => &[],
-    };
-    put_header(out, b"Content-Length", &itoa_buf(body.len()));
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    put_body(out, r.body);
 }
 
 #[cfg(test)]

@@ -46,26 +46,22 @@ pub fn parse_name_addr(buf: &[u8], span: Span) -> Result<NameAddr> {
         span: s,
         ..NameAddr::default()
     };
-    let uri_start;
-    let uri_end;
-    let after;
-    if buf[start] == b'"' {
+    let (uri_start, uri_end, after);
+    // The display name (quoted, or tokens) ends at `<`; the bracketed URI is found by one helper.
+    let lt = if buf[start] == b'"' {
         let q = quoted_end(buf, start, end)?;
         na.display = Some(Span::new(start, q));
         let lt = skip_lws(buf, q, end);
         if lt >= end || buf[lt] != b'<' {
             return err(ErrorKind::BadNameAddr, lt);
         }
-        uri_start = lt + 1;
-        let Some(gt) = buf[uri_start..end].iter().position(|&c| c == b'>') else {
-            return err(ErrorKind::BadNameAddr, uri_start);
-        };
-        uri_end = uri_start + gt;
-        after = uri_end + 1;
-        na.bracketed = true;
-    } else if let Some(lt) = buf[start..end].iter().position(|&c| c == b'<') {
-        let lt = start + lt;
-        if lt > start {
+        Some(lt)
+    } else {
+        let lt = buf[start..end]
+            .iter()
+            .position(|&c| c == b'<')
+            .map(|p| start + p);
+        if let Some(lt) = lt.filter(|&lt| lt > start) {
             let d = trim(buf, Span::new(start, lt));
             if let Some(bad) = d.of(buf).iter().position(|&c| !is_display_char(c)) {
                 return err(ErrorKind::BadNameAddr, d.lo() + bad);
@@ -74,6 +70,9 @@ pub fn parse_name_addr(buf: &[u8], span: Span) -> Result<NameAddr> {
                 na.display = Some(d);
             }
         }
+        lt
+    };
+    if let Some(lt) = lt {
         uri_start = lt + 1;
         let Some(gt) = buf[uri_start..end].iter().position(|&c| c == b'>') else {
             return err(ErrorKind::BadNameAddr, uri_start);

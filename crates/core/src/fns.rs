@@ -113,16 +113,20 @@ fn code_of(cx: &mut MsgCx, a: &Arg) -> Option<u16> {
 }
 
 fn reply_from_script(cx: &mut MsgCx, code: u16, reason: &[u8], extra: &[u8]) -> i32 {
+    if cx.msg().and_then(sipox_sip_msg::SipMsg::method) == Some(Method::Ack) {
+        // ACK is never answered.
+        return -1;
+    }
+    // With a transaction (t_newtran, t_relay, a failure route) the reply is stateful.
+    if let Some(r) = crate::tm::reply_if_stateful(cx, code, reason, extra) {
+        return r;
+    }
     let (Some(rt), Some(src)) = (cx.ext::<Runtime>(), current_source()) else {
         return -1;
     };
     let Some(msg) = cx.msg() else {
         return -1;
     };
-    if msg.method() == Some(Method::Ack) {
-        // ACK is never answered.
-        return -1;
-    }
     // Headers stored by append_to_reply() go into every reply generated for this request.
     let hdrs;
     let extra = if cx.reply_headers().is_empty() {
@@ -228,7 +232,7 @@ impl Call for Forward {
 
 /// RFC 3263 location of a host name: the first resolved destination whose transport this
 /// element listens on (a stateless forward has no later failover).
-fn resolve_name(
+pub(crate) fn resolve_name(
     rt: &Runtime,
     t: &sipox_proxy::Target,
 ) -> Option<(std::net::SocketAddr, sipox_sip_msg::Transport)> {
@@ -264,6 +268,16 @@ fn resolve_name(
         };
         tx.socket_for(proto_of(tr), &r.addr).map(|_| (r.addr, tr))
     })
+}
+
+/// `forward()` without a parameter: to `$du`, else the Request-URI.
+pub(crate) fn forward_current(cx: &mut MsgCx) -> i32 {
+    let dest = if cx.dst_uri().is_empty() {
+        cx.ruri().to_vec()
+    } else {
+        cx.dst_uri().to_vec()
+    };
+    forward_to(cx, &dest)
 }
 
 /// Stateless forwarding (RFC 3261 §16.11): our Via with a branch derived from the request,

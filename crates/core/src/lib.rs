@@ -13,6 +13,7 @@ mod metrics;
 mod mi_wiring;
 mod rr;
 mod runtime;
+mod tm;
 
 pub use config::{ConfigError, CoreConfig, LogTarget};
 pub use logging::Logger;

@@ -70,6 +70,8 @@ pub struct Runtime {
     stop_cv: Condvar,
     started: Instant,
     dns: OnceLock<Option<Arc<dyn sipox_dns::Lookup>>>,
+    /// The transaction layer (`tm`).
+    pub(crate) tm: crate::tm::Tm,
 }
 
 impl Runtime {
@@ -187,6 +189,7 @@ impl Runtime {
 pub fn registry() -> Registry {
     let mut r = Registry::standard();
     crate::fns::register(&mut r);
+    crate::tm::register(&mut r);
     r
 }
 
@@ -205,7 +208,7 @@ fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-fn script_source(src: &Source) -> sipox_script::Source {
+pub(crate) fn script_source(src: &Source) -> sipox_script::Source {
     sipox_script::Source {
         ip: src.remote.ip(),
         port: src.remote.port(),
@@ -225,6 +228,16 @@ thread_local! {
     static CUR_SRC: RefCell<Option<Source>> = const { RefCell::new(None) };
 }
 
+/// Readies the thread's context for a route run outside the receive path (a reply's or a
+/// transaction's route): the transport source the functions see, and the time.
+pub(crate) fn prepare_cx(cx: &mut MsgCx, src: Option<&Source>) {
+    if let Some(src) = src {
+        cx.set_source(script_source(src));
+    }
+    CUR_SRC.with(|s| *s.borrow_mut() = src.copied());
+    cx.set_time_us(now_us());
+}
+
 /// A fresh script context for `prog` wired to the runtime (functions, log sink).
 fn new_cx(rt: &Arc<Runtime>, prog: &Arc<Program>) -> MsgCx {
     let mut cx = MsgCx::new(Arc::clone(prog));
@@ -234,7 +247,11 @@ fn new_cx(rt: &Arc<Runtime>, prog: &Arc<Program>) -> MsgCx {
 }
 
 /// Runs the thread's context on `prog` (a new context when the program was reloaded).
-fn with_cx<R>(rt: &Arc<Runtime>, prog: &Arc<Program>, f: impl FnOnce(&mut MsgCx) -> R) -> R {
+pub(crate) fn with_cx<R>(
+    rt: &Arc<Runtime>,
+    prog: &Arc<Program>,
+    f: impl FnOnce(&mut MsgCx) -> R,
+) -> R {
     CX.with(|c| {
         let mut slot = c.borrow_mut();
         let fresh = slot
@@ -299,6 +316,7 @@ impl ServerHandler {
         if let Outcome::Error(e) = outcome {
             rt.log.log(L_ERR, &format!("script: {e}"));
         }
+        crate::tm::after_script(rt);
     }
 
     fn on_reply(&self, msg: SipMsg, src: &Source) {
@@ -319,6 +337,10 @@ impl ServerHandler {
         };
         let (true, Some(next)) = (ours, next) else {
             rt.counters.drop_replies.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // A reply to a request tm relayed goes to its transaction.
+        let Some(msg) = rt.tm.on_reply(rt, msg, src) else {
             return;
         };
         CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));
@@ -371,6 +393,44 @@ impl ServerHandler {
         {
             rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Relays a reply statelessly to its second Via (no script): a reply tm has no transaction
+/// for any more.
+pub(crate) fn relay_reply_by_via(rt: &Runtime, mut msg: SipMsg) {
+    let next = {
+        let mut vias = msg.vias();
+        let _ = vias.next();
+        match vias.next() {
+            Some(Ok(v)) if !v.is_unsafe_reply_target() => sipox_proxy::reply_target(&v).ok(),
+            _ => None,
+        }
+    };
+    let Some(addr) = next.as_ref().and_then(sipox_proxy::Target::socket_addr) else {
+        rt.counters.drop_replies.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let proto = next.map_or(Proto::Udp, |n| proto_of(n.transport));
+    msg.pop_via();
+    let mut out = Vec::with_capacity(msg.raw().len());
+    if msg.write_to(&mut out).is_err() {
+        return;
+    }
+    if let Some(tx) = rt.transports()
+        && tx
+            .send(
+                &Dest {
+                    proto,
+                    addr,
+                    socket: None,
+                    conn: None,
+                },
+                Bytes::from(out),
+            )
+            .is_ok()
+    {
+        rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -683,6 +743,8 @@ impl Server {
         let counters = CoreCounters::register(&stats, sl_loaded)
             .map_err(|e| StartError::Mi(format!("statistics: {e}")))?;
         let seed = now_us().unsigned_abs();
+        let tm_loaded = program.modules().iter().any(|m| m == "tm");
+        let tm = crate::tm::Tm::new(&crate::tm::TmParams::from_ast(&ast), seed);
         let rt = Arc::new(Runtime {
             cfg,
             tx: OnceLock::new(),
@@ -700,6 +762,7 @@ impl Server {
             stop_cv: Condvar::new(),
             started: Instant::now(),
             dns: OnceLock::new(),
+            tm,
         });
         // startup_route runs once, before anything is received
         run_plain_route(&rt, RouteKind::Startup, None);
@@ -753,6 +816,10 @@ impl Server {
         let mut threads = Vec::new();
         let hk_rt = Arc::clone(&rt);
         threads.push(spawn("timer", move || housekeeping(&hk_rt, &load))?);
+        if tm_loaded {
+            let tm_rt = Arc::clone(&rt);
+            threads.push(spawn("tm-timer", move || tm_rt.tm.run_timers(&tm_rt))?);
+        }
         for (name, secs) in timer_routes(&ast) {
             let t_rt = Arc::clone(&rt);
             threads.push(spawn("timer_route", move || {

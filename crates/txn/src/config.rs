@@ -36,6 +36,13 @@ pub struct TxnConfig {
     pub map_503_to_500: bool,
     /// Seed mixed into the To tags of locally generated replies.
     pub tag_seed: u64,
+    /// Overrides timers B and F (64·T1 by default): OpenSIPS's `fr_timeout`, how long a
+    /// client transaction waits for a first response (INVITE) or a final one (non-INVITE).
+    pub fr_timeout: Option<Duration>,
+    /// When timer C fires on a branch that had a provisional response, report the branch as
+    /// failed with 408 at once (and still send the CANCEL), as OpenSIPS does when
+    /// `fr_inv_timeout` hits, instead of waiting for the CANCEL's outcome (RFC 3261 §16.8).
+    pub timer_c_fails_at_once: bool,
 }
 
 impl Default for TxnConfig {
@@ -51,6 +58,8 @@ impl Default for TxnConfig {
             two_xx_cancels: true,
             map_503_to_500: true,
             tag_seed: 0x5a5a_1234_9876_abcd,
+            fr_timeout: None,
+            timer_c_fails_at_once: false,
         }
     }
 }
@@ -101,8 +110,22 @@ impl TxnConfig {
         self.map_503_to_500 = v;
         self
     }
+    /// Sets or clears the override of timers B and F.
+    pub fn fr_timeout(&mut self, v: Option<Duration>) -> &mut Self {
+        self.fr_timeout = v;
+        self
+    }
+    /// Enables or disables "timer C fails the branch at once".
+    pub fn timer_c_fails_at_once(&mut self, v: bool) -> &mut Self {
+        self.timer_c_fails_at_once = v;
+        self
+    }
     /// 64·T1: timers B, F, H, J (unreliable), L, M.
     pub(crate) fn t1x64(&self) -> Duration {
         self.t1.saturating_mul(64)
+    }
+    /// Timers B and F.
+    pub(crate) fn timer_bf(&self) -> Duration {
+        self.fr_timeout.unwrap_or_else(|| self.t1x64())
     }
 }

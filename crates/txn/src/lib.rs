@@ -46,7 +46,7 @@ mod types;
 
 pub use aggregate::{BranchVerdict, ReplyAggregator, Selected, challenge_lines, rank_better};
 pub use config::{Trying, TxnConfig};
-pub use table::{TableStats, TxnTable};
+pub use table::{NewTxn, TableStats, TxnTable};
 pub use timer::TimerKind;
 pub use types::{
     ClientKey, ClientState, Peer, ServerKey, ServerState, Transmit, TxnError, TxnEvent, TxnRef,

@@ -98,6 +98,15 @@ pub struct TableStats {
     pub buffer_bytes: usize,
 }
 
+/// What [`TxnTable::new_transaction`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewTxn {
+    /// A new server transaction.
+    Created(ServerKey),
+    /// The request is a retransmission of this transaction's; its last response was resent.
+    Retransmission(ServerKey),
+}
+
 /// One shard of transactions. See the crate documentation for the shape of the API.
 #[derive(Debug)]
 pub struct TxnTable {
@@ -293,6 +302,69 @@ impl TxnTable {
             Some(m) => self.handle_request(now, msg, m, source),
             None => self.handle_response(now, msg, source),
         }
+    }
+
+    /// The server transaction `msg` belongs to, without creating one: for a request its own
+    /// transaction (a retransmission), for an ACK the INVITE transaction it acknowledges, for
+    /// a CANCEL its own CANCEL transaction (see [`Self::find_cancelled`] for the INVITE).
+    pub fn find_server(&self, msg: &SipMsg) -> Result<Option<ServerKey>, TxnError> {
+        let method = msg.method().ok_or(TxnError::BadMessage("not a request"))?;
+        let key = server_match(msg, method_class(method), None)?;
+        if let Some(&sk) = self.server_map.get(&key) {
+            return Ok(Some(sk));
+        }
+        if method == Method::Ack && matches!(key, ServerMatch::Rfc2543 { .. }) {
+            let bare = server_match(msg, Method::Invite, Some(b""))?;
+            if let Some(&sk) = self.server_map.get(&bare)
+                && let Some(s) = self.servers.get(sk.0)
+                && s.last.as_ref().is_some_and(|l| same_to_tag(l, msg))
+            {
+                return Ok(Some(sk));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The INVITE server transaction a CANCEL cancels, if it exists.
+    pub fn find_cancelled(&self, msg: &SipMsg) -> Result<Option<ServerKey>, TxnError> {
+        let key = server_match(msg, Method::Invite, None)?;
+        Ok(self.server_map.get(&key).copied())
+    }
+
+    /// Creates the server transaction of a request on demand (OpenSIPS's `t_newtran`): no
+    /// [`TxnEvent::Request`] is queued, the caller already has the request. When the request
+    /// matches an existing transaction it is a retransmission: the last response is sent
+    /// again and [`NewTxn::Retransmission`] returned. ACK and CANCEL go through
+    /// [`Self::handle_message`] instead.
+    pub fn new_transaction(
+        &mut self,
+        now: Instant,
+        msg: &SipMsg,
+        source: Peer,
+    ) -> Result<NewTxn, TxnError> {
+        let method = msg.method().ok_or(TxnError::BadMessage("not a request"))?;
+        if matches!(method, Method::Ack | Method::Cancel) {
+            return Err(TxnError::BadMessage(
+                "ACK and CANCEL create no transaction here",
+            ));
+        }
+        let key = server_match(msg, method, None)?;
+        if let Some(&sk) = self.server_map.get(&key) {
+            self.server_retransmission(sk);
+            return Ok(NewTxn::Retransmission(sk));
+        }
+        let sk = self.new_server(now, key, method == Method::Invite, msg, source);
+        Ok(NewTxn::Created(sk))
+    }
+
+    /// Sends the last response of a server transaction again (a retransmitted request).
+    pub fn retransmit_reply(&mut self, sk: ServerKey) {
+        self.server_retransmission(sk);
+    }
+
+    /// True when a CANCEL matched this INVITE server transaction.
+    pub fn is_cancelled(&self, sk: ServerKey) -> bool {
+        self.servers.get(sk.0).is_some_and(|s| s.cancelled)
     }
 
     fn handle_request(
@@ -786,7 +858,7 @@ impl TxnTable {
         let ck = ClientKey(self.clients.insert(txn));
         self.client_map.insert(key, ck);
         let t1 = self.cfg.t1;
-        let t64 = self.cfg.t1x64();
+        let t64 = self.cfg.timer_bf();
         if invite {
             if !dest.is_reliable() {
                 self.arm_client(ck, TimerKind::A, at(now, t1));
@@ -1086,6 +1158,11 @@ impl TxnTable {
             (TimerKind::C, ClientState::Calling | ClientState::Proceeding) => {
                 if c.provisional {
                     let _ = self.send_cancel(now, ck);
+                    if self.cfg.timer_c_fails_at_once {
+                        // The branch counts as failed now; its late final response is
+                        // still acknowledged but takes no part in the selection.
+                        self.branch_final(now, ck, 408, None);
+                    }
                 } else {
                     self.fail_client(now, ck, 408);
                 }

@@ -5,6 +5,7 @@
 mod mi;
 mod rr;
 mod sipp;
+mod tm;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sipox_core::Server;
 
-fn have(tool: &str) -> bool {
+pub(crate) fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
         .arg("-v")
         .stdout(Stdio::null())
@@ -30,13 +30,13 @@ fn have(tool: &str) -> bool {
     ok
 }
 
-fn data(rel: &str) -> PathBuf {
+pub(crate) fn data(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(rel)
 }
 
-fn free_port(v6: bool) -> u16 {
+pub(crate) fn free_port(v6: bool) -> u16 {
     let a = if v6 { "[::1]:0" } else { "127.0.0.1:0" };
     let u = UdpSocket::bind(a).unwrap();
     let t = std::net::TcpListener::bind(u.local_addr().unwrap()).ok();
@@ -45,7 +45,7 @@ fn free_port(v6: bool) -> u16 {
     p
 }
 
-fn server(cfg: &str) -> Server {
+pub(crate) fn server(cfg: &str) -> Server {
     let dir = std::env::temp_dir().join(format!(
         "sipox-sipp-{}-{}",
         std::process::id(),
@@ -259,7 +259,7 @@ fn bad_input_never_stops_the_server() {
 
 /// Runs `calls` full calls UAC → proxy → UAS with the bench scenarios; ACK and BYE follow the
 /// recorded route back through the proxy.
-fn calls_through(proxy: &str, calls: u32, rate: u32) {
+pub(crate) fn calls_through(proxy: &str, calls: u32, rate: u32) {
     let uas_port = free_port(false);
     let uac_port = free_port(false);
     let uas = Kill(

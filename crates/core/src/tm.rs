@@ -1,0 +1,1292 @@
+//! The `tm` module: stateful processing over `sipox-txn`.
+//!
+//! A [`Tm`] keeps a few shards of [`TxnTable`]s behind `parking_lot` locks (a request picks its
+//! shard by its top Via branch, or its Call-ID without the RFC 3261 cookie; a reply by the shard
+//! digit this element put in the branch of the request it answers), one timer thread sleeping
+//! until the earliest transaction timer, and the tm-level data of each server transaction
+//! (routes armed by `t_on_failure`/`t_on_reply`/`t_on_branch`, the request to fork again from
+//! a failure route, where replies go).
+//!
+//! Locks are never held while a script runs or while the script calls us: after every table
+//! call the shard's datagrams are sent and its events are queued on the calling thread; events
+//! that run script routes (onreply, failure) are dispatched only once no script runs on the
+//! thread ([`after_script`], the reply path and the timer thread).
+//!
+//! Script functions: `t_relay`, `t_newtran`, `t_check_trans`, `t_reply`, `t_on_failure`,
+//! `t_on_reply`, `t_on_branch`, `t_was_cancelled`, `t_check_status`, `t_local_replied`; the
+//! pseudo-variables `$T_reply_code` and `$T_branch_idx`. Modparams: `fr_timeout`,
+//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use sipox_cfg_syntax::{Config, Item, RouteKind, Value};
+use sipox_script::{
+    Arg, Args, Call, FixupError, FnDef, Kind, ModuleDef, ModulePv, MsgCx, MsgState, Outcome,
+    RegexArg, Registry, Ret, Sig, Stop, route_mask,
+};
+use sipox_sip_msg::{Method, SipMsg, Transport};
+use sipox_transport::{Dest, Source};
+use sipox_txn::{
+    ClientKey, NewTxn, Peer, ServerKey, ServerState, Trying, TxnConfig, TxnError, TxnEvent, TxnRef,
+    TxnTable,
+};
+
+use crate::runtime::{Runtime, current_source, proto_of, reply_dest};
+
+type R = Result<Ret, Stop>;
+
+const SHARDS: usize = 4;
+/// Our client branches: the cookie, this marker, the shard digit, a unique part.
+const PREFIX: &[u8] = b"z9hG4bKsx";
+
+/// The `tm` modparams this runtime honours.
+#[derive(Debug, Clone)]
+pub(crate) struct TmParams {
+    fr_timeout: Duration,
+    fr_inv_timeout: Duration,
+    t1: Duration,
+    t2: Duration,
+    disable_6xx_block: bool,
+    auto_100trying: bool,
+}
+
+impl Default for TmParams {
+    fn default() -> Self {
+        Self {
+            fr_timeout: Duration::from_secs(5),
+            fr_inv_timeout: Duration::from_secs(120),
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            disable_6xx_block: false,
+            auto_100trying: true,
+        }
+    }
+}
+
+fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Bool(b) => Some(i64::from(*b)),
+        Value::Str(s) | Value::Ident(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl TmParams {
+    /// Reads `modparam("tm", ...)`; unusable values keep the defaults.
+    pub(crate) fn from_ast(ast: &Config) -> Self {
+        let mut p = Self::default();
+        for item in &ast.items {
+            let Item::ModParam(mp) = item else { continue };
+            if mp.module != "tm" {
+                continue;
+            }
+            let Some(v) = int_of(&mp.value) else { continue };
+            let pos = u64::try_from(v).ok().filter(|v| *v > 0);
+            match mp.param.as_str() {
+                "fr_timeout" => {
+                    if let Some(s) = pos {
+                        p.fr_timeout = Duration::from_secs(s);
+                    }
+                }
+                "fr_inv_timeout" => {
+                    if let Some(s) = pos {
+                        p.fr_inv_timeout = Duration::from_secs(s);
+                    }
+                }
+                "T1_timer" => {
+                    if let Some(ms) = pos {
+                        p.t1 = Duration::from_millis(ms);
+                    }
+                }
+                "T2_timer" => {
+                    if let Some(ms) = pos {
+                        p.t2 = Duration::from_millis(ms);
+                    }
+                }
+                "disable_6xx_block" => p.disable_6xx_block = v != 0,
+                "auto_100trying" => p.auto_100trying = v != 0,
+                _ => {}
+            }
+        }
+        p
+    }
+
+    fn txn_config(&self, seed: u64) -> TxnConfig {
+        let mut c = TxnConfig::default();
+        c.t1(self.t1)
+            .t2(self.t2.max(self.t1))
+            .fr_timeout(Some(self.fr_timeout))
+            .timer_c(Some(self.fr_inv_timeout))
+            .timer_c_fails_at_once(true)
+            .six_xx_cancels(!self.disable_6xx_block)
+            .trying(if self.auto_100trying {
+                Trying::Immediately
+            } else {
+                Trying::Never
+            });
+        c.tag_seed = seed;
+        c
+    }
+}
+
+/// What tm keeps with a server transaction.
+#[derive(Debug)]
+struct TmTxn {
+    /// The request as the request route left it (script edits applied, before our Via): a
+    /// failure route forks again from it.
+    base: Bytes,
+    src: Source,
+    /// Where replies go.
+    dest: Dest,
+    on_failure: Option<Box<str>>,
+    on_reply: Option<Box<str>>,
+    on_branch: Option<Box<str>>,
+    /// Record-Route lines of the first relay, reused by branches a failure route adds.
+    rr: Option<Vec<u8>>,
+    /// Branches created so far (for `$T_branch_idx`).
+    nbranches: usize,
+    /// A reply came from some branch.
+    any_received: bool,
+    /// The last final outcome of a branch was local (408/503).
+    last_local: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BranchInfo {
+    server: ServerKey,
+    idx: usize,
+}
+
+#[derive(Debug)]
+struct Shard {
+    table: TxnTable,
+    txns: HashMap<ServerKey, TmTxn>,
+    branches: HashMap<ClientKey, BranchInfo>,
+}
+
+/// The transaction layer of the runtime.
+#[derive(Debug)]
+pub(crate) struct Tm {
+    shards: Box<[Mutex<Shard>]>,
+    seq: AtomicU64,
+    seed: u64,
+    hasher: std::collections::hash_map::RandomState,
+    /// The timer thread's next wake-up, and its bell.
+    wake: Mutex<Option<Instant>>,
+    bell: Condvar,
+}
+
+thread_local! {
+    /// Events waiting for a point where no script runs on this thread.
+    static PENDING: RefCell<VecDeque<(usize, TxnEvent)>> = const { RefCell::new(VecDeque::new()) };
+}
+
+#[allow(clippy::disallowed_methods)] // the transaction driver is where the clock is read
+fn now() -> Instant {
+    Instant::now()
+}
+
+fn transport_of(p: sipox_transport::Proto) -> Transport {
+    match p {
+        sipox_transport::Proto::Tcp => Transport::Tcp,
+        sipox_transport::Proto::Tls => Transport::Tls,
+        sipox_transport::Proto::Ws => Transport::Ws,
+        sipox_transport::Proto::Wss => Transport::Wss,
+        sipox_transport::Proto::Sctp => Transport::Sctp,
+        _ => Transport::Udp,
+    }
+}
+
+/// The shard a reply belongs to: the digit after our marker in its top Via branch.
+fn reply_shard(msg: &SipMsg) -> Option<usize> {
+    let via = msg.via1().ok()?;
+    let b = via.branch()?;
+    let rest = b.strip_prefix(PREFIX)?;
+    let d = *rest.first()?;
+    let i = usize::from(d.checked_sub(b'0')?);
+    (i < SHARDS).then_some(i)
+}
+
+impl Tm {
+    pub(crate) fn new(params: &TmParams, seed: u64) -> Self {
+        let cfg = params.txn_config(seed);
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    table: TxnTable::new(cfg.clone()),
+                    txns: HashMap::new(),
+                    branches: HashMap::new(),
+                })
+            })
+            .collect();
+        Self {
+            shards,
+            seq: AtomicU64::new(1),
+            seed,
+            hasher: std::collections::hash_map::RandomState::new(),
+            wake: Mutex::new(None),
+            bell: Condvar::new(),
+        }
+    }
+
+    fn shard(&self, i: usize) -> &Mutex<Shard> {
+        // `i` always comes from `request_shard`/`reply_shard` (< SHARDS).
+        &self.shards[i % SHARDS]
+    }
+
+    /// The shard of a request: its top Via branch with the RFC 3261 cookie, else its Call-ID
+    /// (so retransmissions, the ACK and the CANCEL meet the INVITE's transaction).
+    fn request_shard(&self, msg: &SipMsg) -> usize {
+        let mut h = self.hasher.build_hasher();
+        match msg.via1() {
+            Ok(v) if v.has_rfc3261_branch() => v.branch().unwrap_or_default().hash(&mut h),
+            _ => msg.call_id().unwrap_or_default().hash(&mut h),
+        }
+        usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0)
+    }
+
+    fn new_branch_id(&self, shard: usize) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{}{shard}{:x}.{n:x}",
+            String::from_utf8_lossy(PREFIX),
+            self.seed & 0xff_ffff
+        )
+    }
+
+    /// Sends what shard `i` queued and moves its events to this thread's queue, until the
+    /// shard has nothing more; then tells the timer thread about an earlier timer.
+    fn pump(&self, rt: &Runtime, i: usize) {
+        let mut buf = Vec::with_capacity(2048);
+        loop {
+            let mut out: Vec<(Dest, Bytes, Option<TxnRef>)> = Vec::new();
+            let mut evs: Vec<TxnEvent> = Vec::new();
+            let next = {
+                let mut g = self.shard(i).lock();
+                let sh = &mut *g;
+                while let Some(t) = sh.table.poll_transmit(&mut buf) {
+                    let dest = match t.txn {
+                        Some(TxnRef::Server(sk)) => sh.txns.get(&sk).map(|x| x.dest),
+                        _ => None,
+                    }
+                    .unwrap_or_else(|| Dest {
+                        proto: proto_of(t.dest.transport),
+                        addr: t.dest.addr,
+                        socket: None,
+                        conn: None,
+                    });
+                    out.push((dest, Bytes::copy_from_slice(&buf[..t.len]), t.txn));
+                }
+                while let Some(e) = sh.table.poll_event() {
+                    evs.push(e);
+                }
+                sh.table.poll_timeout()
+            };
+            if let Some(n) = next {
+                let mut w = self.wake.lock();
+                if w.is_none_or(|cur| n < cur) {
+                    *w = Some(n);
+                    self.bell.notify_one();
+                }
+            }
+            if out.is_empty() && evs.is_empty() {
+                return;
+            }
+            PENDING.with(|p| p.borrow_mut().extend(evs.into_iter().map(|e| (i, e))));
+            let Some(tx) = rt.transports() else {
+                continue;
+            };
+            for (dest, data, txn) in out {
+                if tx.send(&dest, data).is_err()
+                    && let Some(r @ TxnRef::Client(_)) = txn
+                {
+                    self.shard(i).lock().table.handle_transport_error(now(), r);
+                }
+            }
+        }
+    }
+
+    /// Dispatches the events queued on this thread (runs onreply and failure routes). Call
+    /// only where no script runs on this thread.
+    fn dispatch_pending(&self, rt: &Arc<Runtime>) {
+        while let Some((i, ev)) = PENDING.with(|p| p.borrow_mut().pop_front()) {
+            self.dispatch(rt, i, ev);
+        }
+    }
+
+    fn dispatch(&self, rt: &Arc<Runtime>, i: usize, ev: TxnEvent) {
+        match ev {
+            TxnEvent::Reply {
+                branch,
+                server,
+                msg,
+                relay,
+            } => self.on_branch_reply(rt, i, branch, server, msg, relay),
+            TxnEvent::BranchFailed { branch, .. } => {
+                let mut g = self.shard(i).lock();
+                let sh = &mut *g;
+                if let Some(b) = sh.branches.get(&branch).copied()
+                    && let Some(t) = sh.txns.get_mut(&b.server)
+                {
+                    t.last_local = true;
+                }
+            }
+            TxnEvent::BestFinal { txn, code, msg } => self.on_best_final(rt, i, txn, code, msg),
+            TxnEvent::Cancelled { txn } => {
+                let local = {
+                    let g = self.shard(i).lock();
+                    g.table.branches(txn).is_empty()
+                };
+                if local {
+                    let _ = self.shard(i).lock().table.reply(now(), txn, 487, None);
+                    self.pump(rt, i);
+                }
+            }
+            TxnEvent::Terminated { txn } => {
+                let mut g = self.shard(i).lock();
+                match txn {
+                    TxnRef::Server(sk) => {
+                        g.txns.remove(&sk);
+                    }
+                    TxnRef::Client(ck) => {
+                        g.branches.remove(&ck);
+                    }
+                }
+            }
+            TxnEvent::StrayReply { msg, .. } => crate::runtime::relay_reply_by_via(rt, msg),
+            // Requests and ACKs are never fed to the table as new messages; a timer-H
+            // timeout needs nothing from tm.
+            _ => {}
+        }
+    }
+
+    fn on_branch_reply(
+        &self,
+        rt: &Arc<Runtime>,
+        i: usize,
+        branch: ClientKey,
+        server: Option<ServerKey>,
+        msg: SipMsg,
+        relay: bool,
+    ) {
+        let code = msg.status().unwrap_or(0);
+        let (route, idx, src) = {
+            let mut g = self.shard(i).lock();
+            let sh = &mut *g;
+            let b = sh.branches.get(&branch).copied();
+            match b.and_then(|b| sh.txns.get_mut(&b.server).map(|t| (b, t))) {
+                Some((b, t)) => {
+                    t.any_received = true;
+                    if code >= 200 {
+                        t.last_local = false;
+                    }
+                    (t.on_reply.clone(), Some(b.idx), Some(t.src))
+                }
+                None => (None, b.map(|b| b.idx), None),
+            }
+        };
+        let prog = rt.program();
+        let global = prog.route(RouteKind::OnReply, None).is_some();
+        let mut msg = msg;
+        if global || route.is_some() {
+            let out = crate::runtime::with_cx(rt, &prog, |cx| {
+                crate::runtime::prepare_cx(cx, src.as_ref());
+                cx.set_message(msg);
+                if let Some(st) = cx.state::<TmState>() {
+                    st.txn = server.map(|s| (i, s));
+                    st.code = code;
+                    st.branch = idx;
+                }
+                let mut dropped = false;
+                if global {
+                    dropped |= matches!(cx.run_route(RouteKind::OnReply, None), Outcome::Drop);
+                }
+                if let Some(r) = &route
+                    && !dropped
+                {
+                    dropped |= matches!(cx.run_route(RouteKind::OnReply, Some(r)), Outcome::Drop);
+                }
+                let m = cx.take_message();
+                cx.clear_message();
+                (m, dropped)
+            });
+            let (Some(m), dropped) = out else {
+                return;
+            };
+            // drop() stops only provisional replies.
+            if dropped && code < 200 {
+                return;
+            }
+            msg = m;
+        }
+        if !relay {
+            return;
+        }
+        msg.pop_via();
+        match server {
+            Some(sk) => {
+                let r = self.shard(i).lock().table.send_reply(now(), sk, &msg);
+                if r.is_ok() {
+                    rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
+                }
+                self.pump(rt, i);
+            }
+            None => {
+                // A 2xx after the server transaction ended: relayed statelessly (RFC 6026).
+                let mut out = Vec::with_capacity(msg.raw().len() + 64);
+                if msg.write_to(&mut out).is_ok()
+                    && let Ok(m) = SipMsg::parse(Bytes::from(out))
+                {
+                    crate::runtime::relay_reply_by_via(rt, m);
+                }
+            }
+        }
+    }
+
+    fn on_best_final(&self, rt: &Arc<Runtime>, i: usize, sk: ServerKey, code: u16, msg: SipMsg) {
+        let failure = {
+            let mut g = self.shard(i).lock();
+            let nb = g.table.branches(sk).len();
+            g.txns.get_mut(&sk).and_then(|t| {
+                if code >= 300 {
+                    t.on_failure.take().map(|r| (r, t.base.clone(), t.src, nb))
+                } else {
+                    None
+                }
+            })
+        };
+        if let Some((route, base, src, before)) = failure {
+            let prog = rt.program();
+            if prog.route(RouteKind::Failure, Some(&route)).is_some()
+                && let Ok(req) = SipMsg::parse(base)
+            {
+                let out = crate::runtime::with_cx(rt, &prog, |cx| {
+                    crate::runtime::prepare_cx(cx, Some(&src));
+                    cx.set_message(req);
+                    if let Some(st) = cx.state::<TmState>() {
+                        st.txn = Some((i, sk));
+                        st.code = code;
+                        st.failure = true;
+                    }
+                    let o = cx.run_route(RouteKind::Failure, Some(&route));
+                    cx.clear_message();
+                    o
+                });
+                if let Outcome::Error(e) = out {
+                    rt.log
+                        .log(crate::logging::L_ERR, &format!("failure_route: {e}"));
+                }
+                // Branches added in the failure route send events of their own.
+                self.dispatch_pending(rt);
+                let g = self.shard(i).lock();
+                let answered = !matches!(
+                    g.table.server_state(sk),
+                    Some(ServerState::Proceeding | ServerState::Trying)
+                );
+                let forked = g.table.branches(sk).len() > before;
+                drop(g);
+                if answered || forked {
+                    return;
+                }
+            }
+        }
+        let r = self.shard(i).lock().table.send_reply(now(), sk, &msg);
+        if r.is_ok() {
+            rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
+        }
+        self.pump(rt, i);
+    }
+
+    /// A received reply: handled by its client transaction when it is one of ours; `Some`
+    /// gives it back for the stateless relay.
+    pub(crate) fn on_reply(&self, rt: &Arc<Runtime>, msg: SipMsg, src: &Source) -> Option<SipMsg> {
+        let Some(i) = reply_shard(&msg) else {
+            return Some(msg);
+        };
+        let peer = Peer {
+            transport: transport_of(src.proto),
+            addr: src.remote,
+        };
+        let r = self.shard(i).lock().table.handle_message(now(), msg, peer);
+        if r.is_err() {
+            return None;
+        }
+        self.pump(rt, i);
+        self.dispatch_pending(rt);
+        None
+    }
+
+    /// The timer thread: fires due timers of every shard and dispatches their events.
+    pub(crate) fn run_timers(&self, rt: &Arc<Runtime>) {
+        while !rt.is_stopping() {
+            {
+                let mut w = self.wake.lock();
+                let cap = now() + Duration::from_millis(200);
+                let until = w.map_or(cap, |t| t.min(cap));
+                if until > now() {
+                    let _ = self.bell.wait_until(&mut w, until);
+                }
+                *w = None;
+            }
+            let t = now();
+            for i in 0..SHARDS {
+                let due = {
+                    let mut g = self.shard(i).lock();
+                    let due = g.table.poll_timeout().is_some_and(|d| d <= t);
+                    if due {
+                        g.table.handle_timeout(t);
+                    }
+                    due
+                };
+                if due {
+                    self.pump(rt, i);
+                } else if let Some(n) = self.shard(i).lock().table.poll_timeout() {
+                    let mut w = self.wake.lock();
+                    if w.is_none_or(|cur| n < cur) {
+                        *w = Some(n);
+                    }
+                }
+            }
+            self.dispatch_pending(rt);
+        }
+    }
+
+    // ----- operations behind the script functions -----
+
+    /// The transaction of the current request, created if needed (`t_newtran`). `Ok(None)`:
+    /// a retransmission, answered and to be stopped.
+    fn ensure_txn(
+        &self,
+        rt: &Runtime,
+        cx: &mut MsgCx,
+    ) -> Result<Option<(usize, ServerKey, bool)>, i32> {
+        if let Some((i, sk)) = cx.peek_state::<TmState>().and_then(|s| s.txn) {
+            return Ok(Some((i, sk, false)));
+        }
+        let Some(src) = current_source() else {
+            return Err(-1);
+        };
+        let Some(msg) = cx.msg() else {
+            return Err(-1);
+        };
+        let i = self.request_shard(msg);
+        let dest = reply_dest(rt, msg, &src);
+        let peer = Peer {
+            transport: transport_of(dest.proto),
+            addr: dest.addr,
+        };
+        let created = {
+            let mut g = self.shard(i).lock();
+            match g.table.new_transaction(now(), msg, peer) {
+                Ok(NewTxn::Created(sk)) => {
+                    let base = written(msg);
+                    g.txns.insert(
+                        sk,
+                        TmTxn {
+                            base,
+                            src,
+                            dest,
+                            on_failure: None,
+                            on_reply: None,
+                            on_branch: None,
+                            rr: None,
+                            nbranches: 0,
+                            any_received: false,
+                            last_local: false,
+                        },
+                    );
+                    Some(sk)
+                }
+                Ok(NewTxn::Retransmission(_)) => None,
+                Err(TxnError::BadMessage(_)) => return Err(-2),
+                Err(_) => return Err(-1),
+            }
+        };
+        self.pump(rt, i);
+        let Some(sk) = created else {
+            return Ok(None);
+        };
+        let pend = cx.state::<TmState>().map(|st| {
+            st.txn = Some((i, sk));
+            (
+                st.on_failure.take(),
+                st.on_reply.take(),
+                st.on_branch.take(),
+            )
+        });
+        if let Some((f, r, b)) = pend {
+            let mut g = self.shard(i).lock();
+            if let Some(t) = g.txns.get_mut(&sk) {
+                t.on_failure = f;
+                t.on_reply = r;
+                t.on_branch = b;
+            }
+        }
+        Ok(Some((i, sk, true)))
+    }
+
+    /// A stateful local reply on the current transaction.
+    fn reply(&self, rt: &Runtime, cx: &mut MsgCx, code: u16, reason: &[u8], extra: &[u8]) -> i32 {
+        let (i, sk) = match self.ensure_txn(rt, cx) {
+            Ok(Some((i, sk, _))) => (i, sk),
+            Ok(None) => return 0,
+            Err(e) => return e,
+        };
+        let hdrs = [cx.reply_headers(), extra].concat();
+        let r = self
+            .shard(i)
+            .lock()
+            .table
+            .reply_with(now(), sk, code, Some(reason), &hdrs);
+        self.pump(rt, i);
+        if let Some(st) = cx.state::<TmState>() {
+            st.code = code;
+        }
+        if r.is_ok() {
+            rt.counters.sl_sent(code);
+            1
+        } else {
+            -1
+        }
+    }
+
+    /// `t_relay()` of a CANCEL: answered 200 and the INVITE's branches cancelled when the
+    /// INVITE transaction exists; else forwarded statelessly.
+    fn relay_cancel(&self, rt: &Runtime, cx: &mut MsgCx) -> i32 {
+        let Some(src) = current_source() else {
+            return -1;
+        };
+        let Some(msg) = cx.msg() else {
+            return -1;
+        };
+        let i = self.request_shard(msg);
+        let known = {
+            let g = self.shard(i).lock();
+            g.table.find_cancelled(msg).ok().flatten().is_some()
+                || g.table.find_server(msg).ok().flatten().is_some()
+        };
+        if !known {
+            return crate::fns::forward_current(cx);
+        }
+        let Ok(copy) = SipMsg::parse(written(msg)) else {
+            return -2;
+        };
+        let dest = reply_dest(rt, msg, &src);
+        let peer = Peer {
+            transport: transport_of(dest.proto),
+            addr: dest.addr,
+        };
+        let r = self.shard(i).lock().table.handle_message(now(), copy, peer);
+        self.pump(rt, i);
+        if r.is_ok() { 1 } else { -1 }
+    }
+
+    /// Forks the current request to its destination set as branches of `sk`.
+    fn relay(&self, rt: &Runtime, cx: &mut MsgCx, i: usize, sk: ServerKey, failure: bool) -> i32 {
+        let mut targets: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if !failure || cx.new_ruri().is_some() || !cx.dst_uri().is_empty() {
+            targets.push((cx.ruri().to_vec(), cx.dst_uri().to_vec()));
+        }
+        for b in cx.branches() {
+            targets.push((b.uri.clone(), b.duri.clone()));
+        }
+        let (src, rr_saved) = {
+            let g = self.shard(i).lock();
+            match g.txns.get(&sk) {
+                Some(t) => (t.src, t.rr.clone()),
+                None => return -1,
+            }
+        };
+        if targets.is_empty() {
+            return -3;
+        }
+        let mut ret = -3;
+        let mut sent = false;
+        for (uri, duri) in targets {
+            let id = self.new_branch_id(i);
+            let (bytes, peer, rr) =
+                match build_branch(rt, cx, &src, &uri, &duri, &id, rr_saved.as_deref()) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        ret = e;
+                        continue;
+                    }
+                };
+            let r = {
+                let mut g = self.shard(i).lock();
+                let sh = &mut *g;
+                let r = sh.table.send_request(now(), bytes, peer, Some(sk));
+                if let Ok(ck) = r
+                    && let Some(t) = sh.txns.get_mut(&sk)
+                {
+                    sh.branches.insert(
+                        ck,
+                        BranchInfo {
+                            server: sk,
+                            idx: t.nbranches,
+                        },
+                    );
+                    t.nbranches += 1;
+                    if t.rr.is_none() {
+                        t.rr = rr;
+                    }
+                }
+                r
+            };
+            match r {
+                Ok(_) => {
+                    sent = true;
+                    rt.counters.fwd_requests.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TxnError::WrongState(_)) => ret = -3,
+                Err(TxnError::BadMessage(_)) => ret = -2,
+                Err(_) => ret = -1,
+            }
+            self.pump(rt, i);
+        }
+        if sent { 1 } else { ret }
+    }
+}
+
+/// The message as written with the script's edits (R-URI change excluded).
+fn written(msg: &SipMsg) -> Bytes {
+    let mut v = Vec::with_capacity(msg.raw().len() + 128);
+    if msg.write_to(&mut v).is_ok() {
+        Bytes::from(v)
+    } else {
+        msg.bytes().slice_ref(msg.raw())
+    }
+}
+
+/// One branch of the current request: destination resolved, our Via with `branch`,
+/// `received`/`rport` on the previous Via, Record-Route, the branch's R-URI. Errors are
+/// `t_relay`'s codes.
+fn build_branch(
+    rt: &Runtime,
+    cx: &mut MsgCx,
+    src: &Source,
+    uri: &[u8],
+    duri: &[u8],
+    branch: &str,
+    rr_saved: Option<&[u8]>,
+) -> Result<(Bytes, Peer, Option<Vec<u8>>), i32> {
+    let dest = if duri.is_empty() { uri } else { duri };
+    let u = sipox_sip_msg::uri(dest).map_err(|_| -4)?;
+    let target = sipox_proxy::request_target(&u).map_err(|_| -4)?;
+    let (addr, transport) = match target.socket_addr() {
+        Some(a) => (a, target.transport),
+        None => crate::fns::resolve_name(rt, &target).ok_or(-4)?,
+    };
+    let proto = proto_of(transport);
+    let tx = rt.transports().ok_or(-1)?;
+    let sock = tx.socket_for(proto, &addr).ok_or(-6)?;
+    let (host, port) = match &sock.advertised {
+        Some((h, p)) => (h.clone(), *p),
+        None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
+    };
+    let rr =
+        crate::rr::record_route_lines(cx, tx, src, sock).or_else(|| rr_saved.map(<[u8]>::to_vec));
+    let force_rport = rt.cfg.force_rport || src.proto != sipox_transport::Proto::Udp;
+    let msg = cx.msg_mut().ok_or(-1)?;
+    let via = sipox_proxy::via_value(transport, &host, port, branch, false);
+    let recv = msg.via1().ok().and_then(|v| {
+        sipox_proxy::via_receive_params(&v, src.remote, force_rport).map(|p| (v.v.span.end, p))
+    });
+    let mark = msg.edit_mark();
+    if let Some((at, p)) = recv {
+        msg.insert_at(at, Bytes::from(p.into_bytes()));
+    }
+    if let Some(lines) = &rr {
+        crate::rr::insert_record_route(msg, lines.clone());
+    }
+    msg.push_via(via.as_bytes());
+    if msg.ruri_raw() != uri {
+        msg.set_ruri(Bytes::copy_from_slice(uri));
+    }
+    let mut out = Vec::with_capacity(msg.raw().len() + 256);
+    let ok = msg.write_to(&mut out).is_ok();
+    msg.truncate_edits(mark);
+    if !ok {
+        return Err(-2);
+    }
+    Ok((Bytes::from(out), Peer { transport, addr }, rr))
+}
+
+/// Dispatches the transaction events the script's calls produced on this thread; the
+/// runtime calls this once a request's script has finished.
+pub(crate) fn after_script(rt: &Arc<Runtime>) {
+    if PENDING.with(|p| p.borrow().is_empty()) {
+        return;
+    }
+    rt.tm.dispatch_pending(rt);
+}
+
+// ----- per-message state -----
+
+/// tm's state for the message being processed.
+#[derive(Debug, Default)]
+pub(crate) struct TmState {
+    /// The transaction (shard, key).
+    txn: Option<(usize, ServerKey)>,
+    /// `$T_reply_code`.
+    code: u16,
+    /// `$T_branch_idx`.
+    branch: Option<usize>,
+    /// Running a failure route.
+    failure: bool,
+    /// Routes armed before the transaction exists.
+    on_failure: Option<Box<str>>,
+    on_reply: Option<Box<str>>,
+    on_branch: Option<Box<str>>,
+}
+
+impl MsgState for TmState {
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// A stateful reply for `send_reply` when the current request has a transaction; `None`
+/// when it has none (the reply is then stateless).
+pub(crate) fn reply_if_stateful(
+    cx: &mut MsgCx,
+    code: u16,
+    reason: &[u8],
+    extra: &[u8],
+) -> Option<i32> {
+    cx.peek_state::<TmState>()?.txn?;
+    let rt = cx.ext::<Runtime>()?;
+    Some(rt.tm.reply(&rt, cx, code, reason, extra))
+}
+
+// ----- script functions -----
+
+fn text(cx: &mut MsgCx, a: &Arg) -> String {
+    let mut b = cx.take_buf();
+    match a {
+        Arg::Str(f) => cx.eval_fmt(f, &mut b),
+        Arg::Static(s) => b.extend_from_slice(s),
+        Arg::Int(i) => {
+            if let Some(v) = cx.eval_int(i) {
+                b.extend_from_slice(v.to_string().as_bytes());
+            }
+        }
+        _ => {}
+    }
+    let s = String::from_utf8_lossy(&b).into_owned();
+    cx.give_buf(b);
+    s
+}
+
+fn take(a: &mut Args<'_>, i: usize) -> Arg {
+    a.args
+        .get_mut(i)
+        .map_or(Arg::None, |x| std::mem::replace(x, Arg::None))
+}
+
+#[derive(Debug)]
+struct TRelay {
+    flags: Arg,
+}
+
+impl Call for TRelay {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let no_477 = text(cx, &self.flags)
+            .split(',')
+            .any(|f| f.trim() == "no-auto-477" || f.trim() == "0x02" || f.trim() == "2");
+        match cx.msg().and_then(SipMsg::method) {
+            None => return Ok(Ret(-2)),
+            Some(Method::Ack) => {
+                // The ACK of a negative reply this proxy relayed ends here (hop by hop).
+                if absorb_ack(&rt, cx) {
+                    return Err(Stop::Exit);
+                }
+                return Ok(Ret(crate::fns::forward_current(cx)));
+            }
+            Some(Method::Cancel) => return Ok(Ret(rt.tm.relay_cancel(&rt, cx))),
+            Some(_) => {}
+        }
+        let (i, sk, created) = match rt.tm.ensure_txn(&rt, cx) {
+            Ok(Some(x)) => x,
+            Ok(None) => return Err(Stop::Exit),
+            Err(e) => return Ok(Ret(e)),
+        };
+        let failure = cx.peek_state::<TmState>().is_some_and(|s| s.failure);
+        let r = rt.tm.relay(&rt, cx, i, sk, failure);
+        if r < 0 && created && !no_477 {
+            let _ = rt.tm.reply(&rt, cx, 477, b"Send failed (477/TM)", b"");
+        }
+        Ok(Ret(r))
+    }
+}
+
+/// An ACK matching an INVITE transaction that sent a negative final reply: absorbed.
+fn absorb_ack(rt: &Runtime, cx: &MsgCx) -> bool {
+    let Some(msg) = cx.msg() else {
+        return false;
+    };
+    let i = rt.tm.request_shard(msg);
+    let mut g = rt.tm.shard(i).lock();
+    let Some(sk) = g.table.find_server(msg).ok().flatten() else {
+        return false;
+    };
+    match g.table.server_state(sk) {
+        Some(ServerState::Completed) => {
+            if let (Ok(copy), Some(src)) = (SipMsg::parse(written(msg)), current_source()) {
+                let peer = Peer {
+                    transport: transport_of(src.proto),
+                    addr: src.remote,
+                };
+                let _ = g.table.handle_message(now(), copy, peer);
+            }
+            true
+        }
+        Some(ServerState::Confirmed) => true,
+        _ => false,
+    }
+}
+
+#[derive(Debug)]
+struct TNewtran;
+
+impl Call for TNewtran {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        if matches!(
+            cx.msg().and_then(SipMsg::method),
+            None | Some(Method::Ack | Method::Cancel)
+        ) {
+            return Ok(Ret(-1));
+        }
+        match rt.tm.ensure_txn(&rt, cx) {
+            Ok(Some(_)) => Ok(Ret(1)),
+            Ok(None) => Err(Stop::Exit),
+            Err(e) => Ok(Ret(e)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TCheckTrans;
+
+impl Call for TCheckTrans {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let Some(msg) = cx.msg() else {
+            return Ok(Ret(-1));
+        };
+        let i = rt.tm.request_shard(msg);
+        match msg.method() {
+            Some(Method::Cancel) => {
+                let g = rt.tm.shard(i).lock();
+                let found = g.table.find_cancelled(msg).ok().flatten().is_some();
+                Ok(Ret(if found { 1 } else { -1 }))
+            }
+            Some(Method::Ack) => {
+                let state = {
+                    let g = rt.tm.shard(i).lock();
+                    g.table
+                        .find_server(msg)
+                        .ok()
+                        .flatten()
+                        .and_then(|sk| g.table.server_state(sk))
+                };
+                Ok(Ret(match state {
+                    Some(ServerState::Completed | ServerState::Confirmed) => 1,
+                    Some(_) => -2,
+                    None => -1,
+                }))
+            }
+            Some(_) => {
+                let found = {
+                    let mut g = rt.tm.shard(i).lock();
+                    let sk = g.table.find_server(msg).ok().flatten();
+                    if let Some(sk) = sk {
+                        g.table.retransmit_reply(sk);
+                    }
+                    sk.is_some()
+                };
+                if found {
+                    rt.tm.pump(&rt, i);
+                    return Err(Stop::Exit);
+                }
+                Ok(Ret(-1))
+            }
+            None => Ok(Ret(-1)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TReply {
+    code: Arg,
+    reason: Arg,
+}
+
+impl Call for TReply {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let code = text(cx, &self.code)
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=699).contains(c));
+        let Some(code) = code else {
+            cx.log(
+                -1,
+                b"ERROR: t_reply: reply code must be a number in 100..699",
+            );
+            return Ok(Ret(-1));
+        };
+        if cx.msg().and_then(SipMsg::method) == Some(Method::Ack) {
+            return Ok(Ret(-1));
+        }
+        let reason = text(cx, &self.reason);
+        match rt.tm.reply(&rt, cx, code, reason.as_bytes(), b"") {
+            0 => Err(Stop::Exit),
+            r => Ok(Ret(r)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Failure,
+    Reply,
+    Branch,
+}
+
+#[derive(Debug)]
+struct TOn {
+    which: Which,
+    route: Arg,
+}
+
+impl Call for TOn {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let name: Box<str> = text(cx, &self.route).into();
+        let kind = match self.which {
+            Which::Failure => RouteKind::Failure,
+            Which::Reply => RouteKind::OnReply,
+            Which::Branch => RouteKind::Branch,
+        };
+        if cx.program().route(kind, Some(&name)).is_none() {
+            cx.log(-1, b"ERROR: t_on_*: no such route");
+            return Ok(Ret(-1));
+        }
+        let txn = cx.peek_state::<TmState>().and_then(|s| s.txn);
+        match (txn, cx.ext::<Runtime>()) {
+            (Some((i, sk)), Some(rt)) => {
+                let mut g = rt.tm.shard(i).lock();
+                if let Some(t) = g.txns.get_mut(&sk) {
+                    let slot = match self.which {
+                        Which::Failure => &mut t.on_failure,
+                        Which::Reply => &mut t.on_reply,
+                        Which::Branch => &mut t.on_branch,
+                    };
+                    *slot = Some(name);
+                }
+            }
+            _ => {
+                if let Some(st) = cx.state::<TmState>() {
+                    let slot = match self.which {
+                        Which::Failure => &mut st.on_failure,
+                        Which::Reply => &mut st.on_reply,
+                        Which::Branch => &mut st.on_branch,
+                    };
+                    *slot = Some(name);
+                }
+            }
+        }
+        Ok(Ret(1))
+    }
+}
+
+#[derive(Debug)]
+struct TWasCancelled;
+
+impl Call for TWasCancelled {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let (Some((i, sk)), Some(rt)) = (
+            cx.peek_state::<TmState>().and_then(|s| s.txn),
+            cx.ext::<Runtime>(),
+        ) else {
+            return Ok(Ret(-1));
+        };
+        let c = rt.tm.shard(i).lock().table.is_cancelled(sk);
+        Ok(Ret(if c { 1 } else { -1 }))
+    }
+}
+
+#[derive(Debug)]
+struct TCheckStatus {
+    re: Option<RegexArg>,
+}
+
+impl Call for TCheckStatus {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let code = cx.peek_state::<TmState>().map_or(0, |s| s.code);
+        let code = match (code, cx.msg().and_then(SipMsg::status)) {
+            (0, Some(c)) => c,
+            (c, _) => c,
+        };
+        if code == 0 {
+            return Ok(Ret(-1));
+        }
+        let hay = code.to_string();
+        let ok = self
+            .re
+            .as_ref()
+            .is_some_and(|re| re.is_match(cx, hay.as_bytes()));
+        Ok(Ret(if ok { 1 } else { -1 }))
+    }
+}
+
+#[derive(Debug)]
+struct TLocalReplied {
+    which: Arg,
+}
+
+impl Call for TLocalReplied {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let all = text(cx, &self.which).trim().eq_ignore_ascii_case("all");
+        let (Some((i, sk)), Some(rt)) = (
+            cx.peek_state::<TmState>().and_then(|s| s.txn),
+            cx.ext::<Runtime>(),
+        ) else {
+            return Ok(Ret(-1));
+        };
+        let g = rt.tm.shard(i).lock();
+        let Some(t) = g.txns.get(&sk) else {
+            return Ok(Ret(-1));
+        };
+        let local = if all { !t.any_received } else { t.last_local };
+        Ok(Ret(if local { 1 } else { -1 }))
+    }
+}
+
+#[derive(Debug)]
+struct ReplyCodePv;
+
+impl ModulePv for ReplyCodePv {
+    fn get(&self, cx: &mut MsgCx, _out: &mut Vec<u8>) -> Kind {
+        let code = cx.peek_state::<TmState>().map_or(0, |s| s.code);
+        Kind::Int(i64::from(code))
+    }
+}
+
+#[derive(Debug)]
+struct BranchIdxPv;
+
+impl ModulePv for BranchIdxPv {
+    fn get(&self, cx: &mut MsgCx, _out: &mut Vec<u8>) -> Kind {
+        match cx.peek_state::<TmState>().and_then(|s| s.branch) {
+            Some(i) => Kind::Int(i64::try_from(i).unwrap_or(0)),
+            None => Kind::Null,
+        }
+    }
+}
+
+fn route_arg(mut a: Args<'_>, which: Which) -> Result<Box<dyn Call>, FixupError> {
+    let route = take(&mut a, 0);
+    if let Arg::Str(f) = &route
+        && let Some(name) = f.as_const()
+    {
+        let kind = match which {
+            Which::Failure => RouteKind::Failure,
+            Which::Reply => RouteKind::OnReply,
+            Which::Branch => RouteKind::Branch,
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        if a.cx.route(kind, &name).is_none() {
+            return Err(FixupError::arg(
+                0,
+                format!("no {}[{name}] in the script", kind.keyword()),
+            ));
+        }
+    }
+    Ok(Box::new(TOn { which, route }))
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    use route_mask::{BRANCH, FAILURE, ONREPLY, REQUEST};
+    let all4 = REQUEST | BRANCH | ONREPLY | FAILURE;
+    r.add_module(ModuleDef {
+        name: "tm",
+        params: vec![],
+        fns: vec![
+            FnDef {
+                sig: Sig::new("tm", "t_relay", "a?,a?", REQUEST | FAILURE),
+                build: Some(|mut a| {
+                    Ok(Box::new(TRelay {
+                        flags: take(&mut a, 0),
+                    }))
+                }),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_newtran", "", REQUEST),
+                build: Some(|_| Ok(Box::new(TNewtran))),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_check_trans", "", REQUEST | BRANCH),
+                build: Some(|_| Ok(Box::new(TCheckTrans))),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_reply", "a,a", REQUEST | FAILURE),
+                build: Some(|mut a| {
+                    Ok(Box::new(TReply {
+                        code: take(&mut a, 0),
+                        reason: take(&mut a, 1),
+                    }))
+                }),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_on_failure", "a", all4),
+                build: Some(|a| route_arg(a, Which::Failure)),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_on_reply", "a", all4),
+                build: Some(|a| route_arg(a, Which::Reply)),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_on_branch", "a", all4),
+                build: Some(|a| route_arg(a, Which::Branch)),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_was_cancelled", "", ONREPLY | FAILURE),
+                build: Some(|_| Ok(Box::new(TWasCancelled))),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_check_status", "r", all4),
+                build: Some(|mut a| Ok(Box::new(TCheckStatus { re: a.regex(0) }))),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_local_replied", "a", all4),
+                build: Some(|mut a| {
+                    Ok(Box::new(TLocalReplied {
+                        which: take(&mut a, 0),
+                    }))
+                }),
+            },
+        ],
+    });
+    r.add_pv("T_reply_code", Arc::new(ReplyCodePv));
+    r.add_pv("T_branch_idx", Arc::new(BranchIdxPv));
+}

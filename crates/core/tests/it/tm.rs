@@ -1,0 +1,205 @@
+//! The `tm` module end to end: a SIPp call through `t_relay`, serial forking from a
+//! `failure_route`, CANCEL, the 408 of `fr_inv_timeout`, absorbed retransmissions.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sipox_sip_msg::{Method, ReplyOpts, SipMsg, build_reply};
+
+use super::sipp::{calls_through, free_port, have, server};
+use super::{request, start, udp};
+
+fn recv_from(s: &UdpSocket) -> (SipMsg, SocketAddr) {
+    let mut buf = vec![0u8; 65_535];
+    let (n, from) = s.recv_from(&mut buf).unwrap();
+    (
+        SipMsg::parse(Bytes::copy_from_slice(&buf[..n])).unwrap(),
+        from,
+    )
+}
+
+/// Receives until a message that is not a `100 Trying`.
+fn recv_skip_100(s: &UdpSocket) -> SipMsg {
+    loop {
+        let (m, _) = recv_from(s);
+        if m.status() != Some(100) {
+            return m;
+        }
+    }
+}
+
+/// The UAS answers `req` (received from `from`) with `code`.
+fn answer(s: &UdpSocket, req: &SipMsg, from: SocketAddr, code: u16, reason: &str) {
+    let mut out = Vec::new();
+    let opts = ReplyOpts {
+        to_tag: Some(b"uastag"),
+        ..ReplyOpts::default()
+    };
+    build_reply(req, code, reason.as_bytes(), &opts, &mut out).unwrap();
+    s.send_to(&out, from).unwrap();
+}
+
+fn tm_cfg(extra: &str, route: &str) -> String {
+    format!(
+        "socket = udp:127.0.0.1:0\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
+         loadmodule \"rr.so\"\nloadmodule \"sipmsgops.so\"\n{extra}\nroute {{\n{route}\n}}\n"
+    )
+}
+
+#[test]
+fn sipp_call_through_t_relay() {
+    if !have("sipp") {
+        return;
+    }
+    let port = free_port(false);
+    let _s = server(&format!(
+        "socket = udp:127.0.0.1:{port}\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
+         loadmodule \"rr.so\"\nloadmodule \"sipmsgops.so\"\n\
+         route {{\n  if (has_totag()) {{\n    if (loose_route()) {{ t_relay(); exit; }}\n    \
+         if (is_method(\"ACK\")) {{ if (t_check_trans()) t_relay(); exit; }}\n    \
+         sl_send_reply(404, \"Not here\");\n    exit;\n  }}\n  t_check_trans();\n  \
+         record_route();\n  if (!t_relay()) sl_reply_error();\n}}\n"
+    ));
+    calls_through(&format!("127.0.0.1:{port}"), 20, 10);
+}
+
+#[test]
+fn failure_route_forks_serially_after_486() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!(
+            "  t_on_failure(\"next\");\n  t_relay();\n}}\n\
+             failure_route[next] {{\n  if (t_check_status(\"486\") && $T_reply_code == 486) {{\n    \
+             $ru = \"sip:bob@127.0.0.1:{p2}\";\n    t_relay();\n  }}"
+        ),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(
+        &request("INVITE", &format!("sip:bob@127.0.0.1:{p1}"), port, "fr1"),
+        addr,
+    )
+    .unwrap();
+    let (t, _) = recv_from(&uac);
+    assert_eq!(t.status(), Some(100), "100 Trying from t_relay");
+    let (inv, from) = recv_from(&uas1);
+    assert_eq!(inv.method(), Some(Method::Invite));
+    let b1 = inv.via1().unwrap().branch().unwrap().to_vec();
+    answer(&uas1, &inv, from, 486, "Busy Here");
+    // The proxy acknowledges the 486 hop by hop.
+    let (ack, _) = recv_from(&uas1);
+    assert_eq!(ack.method(), Some(Method::Ack));
+    assert_eq!(ack.via1().unwrap().branch().unwrap(), &b1[..]);
+    // The failure route sends a new branch to the second UAS.
+    let (inv2, from2) = recv_from(&uas2);
+    assert_eq!(inv2.method(), Some(Method::Invite));
+    assert_eq!(
+        inv2.ruri_raw(),
+        format!("sip:bob@127.0.0.1:{p2}").as_bytes()
+    );
+    assert_ne!(inv2.via1().unwrap().branch().unwrap(), &b1[..]);
+    answer(&uas2, &inv2, from2, 200, "OK");
+    let ok = recv_skip_100(&uac);
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.vias().count(), 1, "our Via removed");
+}
+
+#[test]
+fn cancel_before_answer_gives_487() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  if (is_method(\"CANCEL\")) {\n    if (t_check_trans()) t_relay();\n    exit;\n  }\n  \
+         t_check_trans();\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    uac.send_to(&request("INVITE", &ruri, port, "c1"), addr)
+        .unwrap();
+    let (inv, from) = recv_from(&uas);
+    answer(&uas, &inv, from, 180, "Ringing");
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(180));
+    uac.send_to(&request("CANCEL", &ruri, port, "c1"), addr)
+        .unwrap();
+    // The proxy answers the CANCEL and cancels its branch.
+    let (cancel, cfrom) = recv_from(&uas);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+    assert_eq!(
+        cancel.via1().unwrap().branch(),
+        inv.via1().unwrap().branch()
+    );
+    answer(&uas, &cancel, cfrom, 200, "OK");
+    answer(&uas, &inv, from, 487, "Request Terminated");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = recv_skip_100(&uac);
+        got.push((m.status(), m.cseq().unwrap().method()));
+    }
+    assert!(got.contains(&(Some(200), Method::Cancel)), "{got:?}");
+    assert!(got.contains(&(Some(487), Method::Invite)), "{got:?}");
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn fr_inv_timeout_gives_408() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_inv_timeout\", 1)\nmodparam(\"tm\", \"fr_timeout\", 1)",
+        "  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    let t0 = Instant::now();
+    uac.send_to(&request("INVITE", &ruri, port, "t1"), addr)
+        .unwrap();
+    let (inv, from) = recv_from(&uas);
+    answer(&uas, &inv, from, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(408));
+    assert!(t0.elapsed() >= Duration::from_millis(900));
+    // The branch is cancelled downstream.
+    let (cancel, _) = recv_from(&uas);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+
+    // No answer at all: fr_timeout.
+    uac.send_to(&request("INVITE", &ruri, port, "t2"), addr)
+        .unwrap();
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(408));
+}
+
+#[test]
+fn retransmitted_invite_makes_one_branch() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg("", "  t_check_trans();\n  t_relay();"));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    let inv_bytes = request("INVITE", &ruri, port, "r1");
+    uac.send_to(&inv_bytes, addr).unwrap();
+    let (inv, from) = recv_from(&uas);
+    answer(&uas, &inv, from, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    uac.send_to(&inv_bytes, addr).unwrap();
+    // The retransmission gets the last provisional again...
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    // ...and no second branch.
+    uas.set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(uas.recv_from(&mut buf).is_err(), "one branch only");
+    answer(&uas, &inv, from, 200, "OK");
+    assert_eq!(recv_skip_100(&uac).status(), Some(200));
+}

@@ -48,3 +48,86 @@ fn e164() {
     );
     assert_eq!(o, Outcome::Done(1));
 }
+
+fn written(cx: &mut sipox_script::MsgCx) -> String {
+    let mut out = Vec::new();
+    cx.write_message(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn sipmsg_validate_codes() {
+    let (_, o) = run_s("sipmsg_validate(); return($rc);", INVITE);
+    assert_eq!(o, Outcome::Done(1));
+    let (_, o) = run_s("sipmsg_validate(\"sftcrh\"); return($rc);", INVITE);
+    assert_eq!(o, Outcome::Done(1));
+    let no_mf = INVITE.replace("Max-Forwards: 70\r\n", "");
+    let (_, o) = run_s("sipmsg_validate(\"\", $var(why)); return($rc);", &no_mf);
+    assert_eq!(o, Outcome::Done(-13));
+    let (cx, _) = run_s("sipmsg_validate(\"\", $var(why));", &no_mf);
+    assert_eq!(crate::util::var(&cx, "why"), "No Max-Forwards header");
+    let (_, o) = run_s("sipmsg_validate(\"m\"); return($rc);", &no_mf);
+    assert_eq!(o, Outcome::Done(1), "'m' skips the Max-Forwards check");
+    let no_contact = INVITE.replace(
+        "Contact: <sip:alice@10.0.0.1:5060;transport=udp>;expires=60\r\n",
+        "",
+    );
+    let (_, o) = run_s("sipmsg_validate(); return($rc);", &no_contact);
+    assert_eq!(o, Outcome::Done(-14));
+    let path = INVITE.replace("User-Agent:", "Path: <sip:p.example.com;lr>\r\nUser-Agent:");
+    let (_, o) = run_s("sipmsg_validate(); return($rc);", &path);
+    assert_eq!(o, Outcome::Done(-15));
+    let bad_sdp = INVITE.replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Length: 9\r\n\r\nnot an sd",
+    );
+    let (_, o) = run_s("sipmsg_validate(\"s\"); return($rc);", &bad_sdp);
+    assert_eq!(o, Outcome::Done(-6));
+}
+
+#[test]
+fn list_header_options() {
+    let m = INVITE.replace("User-Agent:", "Supported: timer, replaces\r\nUser-Agent:");
+    let (_, o) = run_s(
+        "if (list_hdr_has_option(\"Supported\", \"REPLACES\")) return(1); return(-1);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    let (mut cx, _) = run_s(
+        "list_hdr_add_option(\"Supported\", \"100rel\"); list_hdr_remove_option(\"Supported\", \"timer\");",
+        &m,
+    );
+    let s = written(&mut cx);
+    assert!(
+        s.contains("\r\nSupported: replaces, 100rel\r\n"),
+        "add then remove build on each other: {s}"
+    );
+    let (mut cx, o) = run_s(
+        "list_hdr_remove_option(\"Supported\", \"timer\"); return($rc);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    assert!(written(&mut cx).contains("\r\nSupported: replaces\r\n"));
+}
+
+#[test]
+fn remove_by_regex_and_glob_and_append_urihf() {
+    let m = INVITE.replace(
+        "User-Agent:",
+        "X-One: 1\r\nX-Two: 2\r\nP-Access-Network-Info: 3GPP-UTRAN-TDD\r\nUser-Agent:",
+    );
+    let (mut cx, o) = run_s("remove_hf_re(\"^x-\"); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(2));
+    let s = written(&mut cx);
+    assert!(
+        !s.contains("X-One") && !s.contains("X-Two") && s.contains("P-Access-Network-Info"),
+        "{s}"
+    );
+    let (mut cx, o) = run_s("remove_hf_glob(\"P-*-Info\"); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(1));
+    assert!(!written(&mut cx).contains("P-Access-Network-Info"));
+    let (_, o) = run_s("remove_hf_glob(\"Q-*\"); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(-1));
+    let (mut cx, _) = run_s("append_urihf(\"CC-Diversion: \", \"\\r\\n\");", INVITE);
+    assert!(written(&mut cx).contains("\r\nCC-Diversion: sip:bob@example.com\r\n"));
+}

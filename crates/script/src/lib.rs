@@ -34,6 +34,7 @@ mod interp;
 mod modules;
 mod program;
 mod registry;
+mod sdpops;
 mod shared;
 mod sipmsgops;
 mod textops;

@@ -195,6 +195,7 @@ pub(crate) fn register(r: &mut Registry) {
     }
     crate::textops::register(r);
     crate::sipmsgops::register(r);
+    crate::sdpops::register(r);
 }
 
 /// Pseudo-variables of modules not built yet: `module: $name …` (a trailing `*` matches a

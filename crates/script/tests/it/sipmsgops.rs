@@ -131,3 +131,87 @@ fn remove_by_regex_and_glob_and_append_urihf() {
     let (mut cx, _) = run_s("append_urihf(\"CC-Diversion: \", \"\\r\\n\");", INVITE);
     assert!(written(&mut cx).contains("\r\nCC-Diversion: sip:bob@example.com\r\n"));
 }
+
+const SDP_INVITE_BODY: &str = "v=0\r\no=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 0 8 18 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n\
+m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+
+fn sdp_invite() -> String {
+    INVITE.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Length: {}\r\n\r\n{SDP_INVITE_BODY}",
+            SDP_INVITE_BODY.len()
+        ),
+    )
+}
+
+fn body_of(cx: &mut sipox_script::MsgCx) -> String {
+    let s = written(cx);
+    s.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+#[test]
+fn codec_functions() {
+    let m = sdp_invite();
+    let (_, o) = run_s("codec_exists(\"pcma\"); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(1), "static payload type 8 is PCMA");
+    let (_, o) = run_s(
+        "codec_exists(\"telephone-event\", \"16000\"); return($rc);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(-1));
+    let (_, o) = run_s("codec_exists_re(\"^H26\"); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(1));
+    let (mut cx, o) = run_s(
+        "codec_delete(\"PCMU\"); codec_move_up(\"G729\"); codec_move_down(\"telephone-event\"); return($rc);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    let b = body_of(&mut cx);
+    assert!(b.contains("m=audio 4000 RTP/AVP 18 8 101\r\n"), "{b}");
+    let (mut cx, _) = run_s("codec_delete_except_re(\"PCMA|telephone\");", &m);
+    let b = body_of(&mut cx);
+    assert!(b.contains("m=audio 4000 RTP/AVP 8 101\r\n"), "{b}");
+    assert!(
+        b.contains("m=video 4002 RTP/AVP\r\n") || !b.contains("H264"),
+        "{b}"
+    );
+    let (mut cx, _) = run_s("codec_delete_re(\"telephone-event\");", &m);
+    let b = body_of(&mut cx);
+    assert!(
+        !b.contains("telephone-event") && !b.contains("fmtp:101"),
+        "rtpmap and fmtp go too: {b}"
+    );
+    let written_msg = {
+        let (mut cx, _) = run_s("codec_delete(\"PCMU\");", &m);
+        written(&mut cx)
+    };
+    let reparsed =
+        sipox_sip_msg::SipMsg::parse(bytes::Bytes::from(written_msg.into_bytes())).unwrap();
+    assert_eq!(
+        reparsed.body().len(),
+        reparsed.content_length().unwrap() as usize,
+        "Content-Length fixed"
+    );
+}
+
+#[test]
+fn stream_functions() {
+    let m = sdp_invite();
+    let (_, o) = run_s("stream_exists(\"video\"); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(1));
+    let (_, o) = run_s("stream_exists(\"image\"); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(-1));
+    let (mut cx, o) = run_s(
+        "stream_delete(\"video\"); if (stream_exists(\"video\")) return(-5); return(1);",
+        &m,
+    );
+    assert_eq!(
+        o,
+        Outcome::Done(1),
+        "the deletion is visible to later calls"
+    );
+    let b = body_of(&mut cx);
+    assert!(!b.contains("m=video") && b.contains("m=audio"), "{b}");
+}

@@ -46,7 +46,10 @@ fn check_lists_unimplemented_functions() {
     assert_eq!(code, 0);
     assert!(out.contains("declared but not implemented"), "{out}");
     assert!(out.contains("auth_db: www_authorize()"), "{out}");
-    assert!(!out.contains("tm: t_relay()"), "t_relay is implemented: {out}");
+    assert!(
+        !out.contains("tm: t_relay()"),
+        "t_relay is implemented: {out}"
+    );
     assert!(out.contains("dialog: $DLG_dir"), "{out}");
 }
 

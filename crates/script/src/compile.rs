@@ -1251,6 +1251,7 @@ impl<'a> Compiler<'a> {
             pv,
             idx,
             trans: trans.into(),
+            ctx: v.context.as_deref().map(|c| c == "request"),
         })
     }
 

@@ -506,6 +506,19 @@ impl MsgCx {
     // ----- pseudo-variables -----
 
     pub(crate) fn pv_get(&mut self, r: &PvRef, out: &mut Vec<u8>) -> Kind {
+        // A context naming the other message of the transaction (the request from a reply
+        // route, the reply from a failure route) needs tm to hand that message over, which it
+        // does not yet: say so and yield NULL instead of reading the wrong message.
+        if let Some(want_request) = r.ctx
+            && self
+                .msg
+                .as_ref()
+                .is_some_and(|m| m.is_request() != want_request)
+        {
+            self.log(-1, b"ERROR: $(<request>...)/$(<reply>...) of the other message of the transaction is not supported yet\n");
+            out.clear();
+            return Kind::Null;
+        }
         let mut k = self.pv_base(r, out);
         for t in &r.trans {
             k = trans::apply(t, self, k, out);

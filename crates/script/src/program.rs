@@ -263,6 +263,8 @@ pub struct PvRef {
     pub(crate) pv: Pv,
     pub(crate) idx: Idx,
     pub(crate) trans: Box<[Trans]>,
+    /// `$(<request>...)` (`Some(true)`) or `$(<reply>...)` (`Some(false)`).
+    pub(crate) ctx: Option<bool>,
 }
 
 /// An index `[n]`, `[*]`, `[$var(i)]`.

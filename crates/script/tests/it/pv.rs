@@ -365,3 +365,22 @@ fn err_vars_default_null() {
     assert_eq!(pv("$err.class"), "<null>");
     assert_eq!(pv("$err.rcode"), "<null>");
 }
+
+#[test]
+fn request_and_reply_contexts() {
+    let (cx, o) = crate::util::run_on(
+        "route { $var(a) = $(<request>ru); if ($(<reply>rs) == NULL) $var(b) = \"null\"; }",
+        crate::util::INVITE,
+    );
+    assert!(matches!(o, sipox_script::Outcome::Done(_)), "{o:?}");
+    assert_eq!(
+        crate::util::var(&cx, "a"),
+        "sip:bob@example.com",
+        "<request> of a request is itself"
+    );
+    assert_eq!(
+        crate::util::var(&cx, "b"),
+        "null",
+        "the other message is not available: NULL, never the wrong one"
+    );
+}

@@ -368,18 +368,18 @@ fn err_vars_default_null() {
 
 #[test]
 fn request_and_reply_contexts() {
-    let (cx, o) = crate::util::run_on(
+    let (cx, o) = run_on(
         "route { $var(a) = $(<request>ru); if ($(<reply>rs) == NULL) $var(b) = \"null\"; }",
-        crate::util::INVITE,
+        INVITE,
     );
-    assert!(matches!(o, sipox_script::Outcome::Done(_)), "{o:?}");
+    assert!(matches!(o, Outcome::Done(_)), "{o:?}");
     assert_eq!(
-        crate::util::var(&cx, "a"),
+        var(&cx, "a"),
         "sip:bob@example.com",
         "<request> of a request is itself"
     );
     assert_eq!(
-        crate::util::var(&cx, "b"),
+        var(&cx, "b"),
         "null",
         "the other message is not available: NULL, never the wrong one"
     );

@@ -12,13 +12,57 @@ use sipox_script::{
 use sipox_sip_msg::Method;
 use sipox_transport::Dest;
 
-use crate::runtime::{Runtime, current_source, proto_of, stateless_reply_with};
+use crate::runtime::{
+    Runtime, current_source, force_rport_for_message, proto_of, rport_forced, stateless_reply_with,
+};
 
 type R = Result<Ret, Stop>;
 
 pub(crate) fn register(r: &mut Registry) {
     use route_mask::{ERROR, FAILURE, REQUEST};
     crate::rr::register(r);
+    let any_route = REQUEST | FAILURE | route_mask::ONREPLY | route_mask::BRANCH;
+    r.set_core_fn(FnDef {
+        sig: Sig::new(
+            "core",
+            "force_rport",
+            "",
+            REQUEST | FAILURE | route_mask::BRANCH,
+        ),
+        build: Some(|_| Ok(Box::new(ForceRport))),
+    });
+    r.set_core_fn(FnDef {
+        sig: Sig::new(
+            "core",
+            "add_local_rport",
+            "",
+            REQUEST | FAILURE | route_mask::BRANCH,
+        ),
+        build: Some(|_| Ok(Box::new(AddLocalRport))),
+    });
+    r.set_core_fn(FnDef {
+        sig: Sig::new("core", "force_send_socket", "s", any_route),
+        build: Some(|mut a| {
+            let f = a
+                .fmt(0)
+                .ok_or_else(|| FixupError::arg(0, "expected proto:host:port"))?;
+            if let Some(c) = f.as_const() {
+                let text = String::from_utf8_lossy(c).into_owned();
+                text.parse::<sipox_transport::ListenSpec>()
+                    .map_err(|e| FixupError::arg(0, e.to_string()))?;
+            }
+            Ok(Box::new(ForceSendSocket(f)))
+        }),
+    });
+    r.set_core_fn(FnDef {
+        sig: Sig::new("core", "send", "s,s?", any_route),
+        build: Some(|mut a| {
+            let d = a
+                .fmt(0)
+                .ok_or_else(|| FixupError::arg(0, "expected a destination"))?;
+            Ok(Box::new(Send(d, a.fmt(1))))
+        }),
+    });
     r.set_core_fn(FnDef {
         sig: Sig::new(
             "core",
@@ -316,7 +360,12 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
     let Some(tx) = rt.transports() else {
         return -1;
     };
-    let Some(sock) = tx.socket_for(proto, &addr) else {
+    let forced = cx.peek_state::<ViaFlags>().and_then(|f| f.send_socket);
+    let sock = match forced {
+        Some(id) => tx.sockets().iter().find(|s| s.id == id && s.proto == proto),
+        None => tx.socket_for(proto, &addr),
+    };
+    let Some(sock) = sock else {
         cx.log(
             -1,
             b"ERROR: forward: no socket for the destination's transport and family",
@@ -332,12 +381,16 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
     let out_ruri = cx.ruri().to_vec();
     // Over a stream the reply must find the client's connection again (RFC 3261 §18.2.2): its
     // source port is in no header unless we record it, so stream sources always get rport.
-    let force_rport = rt.cfg.force_rport || src.proto != sipox_transport::Proto::Udp;
+    let force_rport = rport_forced(&rt) || src.proto != sipox_transport::Proto::Udp;
+    let flags = cx
+        .peek_state::<ViaFlags>()
+        .map(|f| (f.local_rport, f.send_socket))
+        .unwrap_or_default();
     let Some(msg) = cx.msg_mut() else {
         return -1;
     };
     let branch = sipox_proxy::stateless_branch(msg, &out_ruri);
-    let via = sipox_proxy::via_value(target.transport, &host, port, &branch, false);
+    let via = sipox_proxy::via_value(target.transport, &host, port, &branch, flags.0);
     let recv = msg.via1().ok().and_then(|v| {
         sipox_proxy::via_receive_params(&v, src.remote, force_rport).map(|p| (v.v.span.end, p))
     });
@@ -371,5 +424,158 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
             1
         }
         Err(_) => -1,
+    }
+}
+
+/// Per-message settings of the Via handling functions.
+#[derive(Debug, Default)]
+pub(crate) struct ViaFlags {
+    /// `add_local_rport()`: our Via asks for rport.
+    pub(crate) local_rport: bool,
+    /// `force_send_socket()`: the socket to send from.
+    pub(crate) send_socket: Option<sipox_transport::SocketId>,
+}
+
+impl sipox_script::MsgState for ViaFlags {
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// `force_rport()`: treat the top Via as if it had asked for rport (RFC 3581), for the
+/// forwarded request's Via and for replies. Always 1.
+#[derive(Debug)]
+struct ForceRport;
+
+impl Call for ForceRport {
+    fn call(&self, _cx: &mut MsgCx) -> R {
+        force_rport_for_message();
+        Ok(Ret(1))
+    }
+}
+
+/// `add_local_rport()`: our own Via carries `;rport`. Always 1.
+#[derive(Debug)]
+struct AddLocalRport;
+
+impl Call for AddLocalRport {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        if let Some(f) = cx.state::<ViaFlags>() {
+            f.local_rport = true;
+        }
+        Ok(Ret(1))
+    }
+}
+
+/// `force_send_socket("proto:ip:port")`: send this message from that listening socket.
+/// 1, or -1 when sipox does not listen there.
+#[derive(Debug)]
+struct ForceSendSocket(sipox_script::Fmt);
+
+impl Call for ForceSendSocket {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let mut t = cx.take_buf();
+        cx.eval_fmt(&self.0, &mut t);
+        let spec = String::from_utf8_lossy(&t).parse::<sipox_transport::ListenSpec>();
+        cx.give_buf(t);
+        let (Ok(spec), Some(rt)) = (spec, cx.ext::<Runtime>()) else {
+            return Ok(Ret(-1));
+        };
+        let id = rt.transports().and_then(|tx| {
+            tx.sockets()
+                .iter()
+                .find(|s| {
+                    s.proto == spec.proto
+                        && s.local.ip() == spec.addr
+                        && s.local.port() == spec.port
+                })
+                .map(|s| s.id)
+        });
+        let Some(id) = id else {
+            cx.log(
+                -1,
+                b"ERROR: force_send_socket: sipox does not listen on that socket",
+            );
+            return Ok(Ret(-1));
+        };
+        if let Some(f) = cx.state::<ViaFlags>() {
+            f.send_socket = Some(id);
+        }
+        Ok(Ret(1))
+    }
+}
+
+/// `send(destination[, headers])`: sends the message as it stands (with the script's edits and
+/// the extra header lines, but no Via of ours) to `proto:host:port` or a SIP URI. 1, or -1.
+#[derive(Debug)]
+struct Send(sipox_script::Fmt, Option<sipox_script::Fmt>);
+
+impl Call for Send {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let mut d = cx.take_buf();
+        cx.eval_fmt(&self.0, &mut d);
+        let text = String::from_utf8_lossy(&d).into_owned();
+        cx.give_buf(d);
+        let uri = if text.starts_with("sip:") || text.starts_with("sips:") {
+            text
+        } else {
+            match text.split_once(':') {
+                Some((p, rest)) if sipox_transport::Proto::parse(p).is_some() => {
+                    format!("sip:{rest};transport={p}")
+                }
+                _ => format!("sip:{text}"),
+            }
+        };
+        let extra = self.1.as_ref().map(|h| {
+            let mut b = Vec::new();
+            cx.eval_fmt(h, &mut b);
+            b
+        });
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let Ok(u) = sipox_sip_msg::uri(uri.as_bytes()) else {
+            return Ok(Ret(-1));
+        };
+        let Ok(target) = sipox_proxy::request_target(&u) else {
+            return Ok(Ret(-1));
+        };
+        let Some((addr, transport)) = target
+            .socket_addr()
+            .map(|a| (a, target.transport))
+            .or_else(|| resolve_name(&rt, &target))
+        else {
+            return Ok(Ret(-1));
+        };
+        let proto = proto_of(transport);
+        let Some(tx) = rt.transports() else {
+            return Ok(Ret(-1));
+        };
+        let Some(msg) = cx.msg_mut() else {
+            return Ok(Ret(-1));
+        };
+        let mark = msg.edit_mark();
+        if let Some(h) = extra.filter(|h| !h.is_empty()) {
+            msg.append_raw_headers(Bytes::from(h));
+        }
+        let mut out = Vec::with_capacity(msg.raw().len() + 128);
+        let ok = cx.write_message(&mut out).is_ok();
+        if let Some(m) = cx.msg_mut() {
+            m.truncate_edits(mark);
+        }
+        if !ok {
+            return Ok(Ret(-1));
+        }
+        let dest = Dest {
+            proto,
+            addr,
+            socket: None,
+            conn: None,
+        };
+        Ok(Ret(if tx.send(&dest, Bytes::from(out)).is_ok() {
+            1
+        } else {
+            -1
+        }))
     }
 }

@@ -225,6 +225,21 @@ pub(crate) fn current_source() -> Option<Source> {
 }
 
 thread_local! {
+    /// `force_rport()` was called for the message being processed.
+    static FORCED_RPORT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current message as if its top Via asked for rport (`force_rport()`).
+pub(crate) fn force_rport_for_message() {
+    FORCED_RPORT.with(|f| f.set(true));
+}
+
+/// True when rport applies to the current message: `force_rport` globally or by the script.
+pub(crate) fn rport_forced(rt: &Runtime) -> bool {
+    rt.cfg.force_rport || FORCED_RPORT.with(std::cell::Cell::get)
+}
+
+thread_local! {
     static CUR_SRC: RefCell<Option<Source>> = const { RefCell::new(None) };
 }
 
@@ -302,6 +317,7 @@ impl ServerHandler {
             _ => {}
         }
         CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));
+        FORCED_RPORT.with(|f| f.set(false));
         let prog = rt.program();
         let outcome = self.with_cx(&prog, |cx| {
             cx.set_source(script_source(src));
@@ -344,6 +360,7 @@ impl ServerHandler {
             return;
         };
         CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));
+        FORCED_RPORT.with(|f| f.set(false));
         let prog = rt.program();
         let has_onreply = prog.route(RouteKind::OnReply, None).is_some();
         let out = self.with_cx(&prog, |cx| {
@@ -464,7 +481,7 @@ pub(crate) fn reply_dest(rt: &Runtime, msg: &SipMsg, src: &Source) -> Dest {
         };
     }
     let addr = match msg.via1() {
-        Ok(v) if v.maddr().is_none() && !(rt.cfg.force_rport || v.rport().is_some()) => {
+        Ok(v) if v.maddr().is_none() && !(rport_forced(rt) || v.rport().is_some()) => {
             SocketAddr::new(src.remote.ip(), v.port().unwrap_or(5060))
         }
         _ => src.remote,
@@ -503,7 +520,7 @@ pub(crate) fn stateless_reply_with(
     let params = msg
         .via1()
         .ok()
-        .and_then(|v| sipox_proxy::via_receive_params(&v, src.remote, rt.cfg.force_rport))
+        .and_then(|v| sipox_proxy::via_receive_params(&v, src.remote, rport_forced(rt)))
         .unwrap_or_default();
     let want_received = params.contains(";received=");
     let want_rport = params.contains(";rport=");

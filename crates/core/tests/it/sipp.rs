@@ -418,3 +418,52 @@ fn forward_resolves_names_with_rfc3263() {
     );
     assert_eq!(m.via1().unwrap().port(), Some(port));
 }
+
+#[test]
+fn via_handling_functions_and_send() {
+    let uas = UdpSocket::bind("127.0.0.1:0").unwrap();
+    uas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let uas_port = uas.local_addr().unwrap().port();
+    let (p1, p2) = (free_port(false), free_port(false));
+    let s = server(&format!(
+        "socket = udp:127.0.0.1:{p1}\nsocket = udp:127.0.0.1:{p2}\nloadmodule \"sipmsgops.so\"\n\
+         route {{\n  if (is_method(\"MESSAGE\")) {{ send(\"udp:127.0.0.1:{uas_port}\", \"X-Sent: yes\\r\\n\"); exit; }}\n  \
+         force_rport();\n  add_local_rport();\n  force_send_socket(\"udp:127.0.0.1:{p2}\");\n  \
+         forward(\"sip:127.0.0.1:{uas_port}\");\n}}\n"
+    ));
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = c.local_addr().unwrap().port();
+    let req = |method: &str, b: &str| {
+        format!(
+            "{method} sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{b}\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: {b}\r\nCSeq: 1 {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    c.send_to(req("OPTIONS", "v1").as_bytes(), ("127.0.0.1", p1))
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, from) = uas.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        from.port(),
+        p2,
+        "force_send_socket picked the second socket"
+    );
+    let m = sipox_sip_msg::SipMsg::parse(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+    let vias: Vec<_> = m.vias().map(Result::unwrap).collect();
+    assert_eq!(vias[0].port(), Some(p2));
+    assert_eq!(vias[0].rport(), Some(None), "add_local_rport");
+    assert_eq!(
+        vias[1].rport(),
+        Some(Some(me.to_string().as_bytes())),
+        "force_rport filled the source port"
+    );
+    // send(): the message as it is, plus the header, without a Via of ours.
+    c.send_to(req("MESSAGE", "v2").as_bytes(), ("127.0.0.1", p1))
+        .unwrap();
+    let (n, _) = uas.recv_from(&mut buf).unwrap();
+    let m = sipox_sip_msg::SipMsg::parse(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+    assert_eq!(m.values(sipox_sip_msg::HeaderKind::Via).count(), 1);
+    assert_eq!(m.value(m.header_named(b"X-Sent").unwrap()), b"yes");
+    drop(s);
+}

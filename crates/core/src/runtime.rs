@@ -293,6 +293,27 @@ impl ServerHandler {
         if let Err(e) = msg.validate() {
             rt.counters.err_requests.fetch_add(1, Ordering::Relaxed);
             rt.counters.parse_failure(e.kind);
+            // With an error_route the script decides (OpenSIPS: class 1 = parse error, level 1
+            // = error, the reply it would have sent in rcode/rreason); otherwise answer here.
+            let prog = rt.program();
+            if prog.route(RouteKind::Error, None).is_some() {
+                CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));
+                let code = i64::from(e.reply_code(true).unwrap_or(400));
+                let info = e.to_string();
+                let out = self.with_cx(&prog, |cx| {
+                    cx.set_source(script_source(src));
+                    cx.set_time_us(now_us());
+                    cx.set_message(msg);
+                    cx.set_error(1, 1, info.as_bytes(), code, e.reason().as_bytes());
+                    let o = cx.run_route(RouteKind::Error, None);
+                    cx.clear_message();
+                    o
+                });
+                if let Outcome::Error(err) = out {
+                    rt.log.log(L_ERR, &format!("ERROR: error_route: {err}"));
+                }
+                return;
+            }
             if msg.method() != Some(sipox_sip_msg::Method::Ack) {
                 let code = e.reply_code(true).unwrap_or(400);
                 stateless_reply(rt, &msg, src, code, e.reason().as_bytes());

@@ -316,6 +316,26 @@ impl MsgCx {
             .and_then(|e| Arc::clone(e).downcast::<T>().ok())
     }
 
+    /// Sets `$err.class`, `$err.level`, `$err.info`, `$err.rcode` and `$err.rreason` (what the
+    /// core tells `error_route` about a message that failed to parse).
+    pub fn set_error(&mut self, class: i64, level: i64, info: &[u8], rcode: i64, rreason: &[u8]) {
+        use crate::value::Kind;
+        let int = |v: &mut Val, i: i64| {
+            v.kind = Kind::Int(i);
+            v.s.clear();
+        };
+        let text = |v: &mut Val, t: &[u8]| {
+            v.kind = Kind::Str;
+            v.s.clear();
+            v.s.extend_from_slice(t);
+        };
+        int(&mut self.err[0], class);
+        int(&mut self.err[1], level);
+        text(&mut self.err[2], info);
+        int(&mut self.err[3], rcode);
+        text(&mut self.err[4], rreason);
+    }
+
     /// The network source of the current message.
     pub fn source(&self) -> &Source {
         &self.src

@@ -467,3 +467,27 @@ fn via_handling_functions_and_send() {
     assert_eq!(m.value(m.header_named(b"X-Sent").unwrap()), b"yes");
     drop(s);
 }
+
+#[test]
+fn error_route_gets_the_parse_failure() {
+    let port = free_port(false);
+    let _s = server(&format!(
+        "socket = udp:127.0.0.1:{port}\nloadmodule \"sl.so\"\nloadmodule \"options.so\"\n\
+         route {{ options_reply(); }}\n\
+         error_route {{ sl_send_reply(499, \"E$err.class $err.rcode $err.rreason\"); exit; }}\n"
+    ));
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = c.local_addr().unwrap().port();
+    let bad = format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKer1;rport\r\n\
+         From: <sip:a@b>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: er1\r\nCSeq: 1 INVITE\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    c.send_to(bad.as_bytes(), ("127.0.0.1", port)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = c.recv_from(&mut buf).unwrap();
+    let r = sipox_sip_msg::SipMsg::parse(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+    assert_eq!(r.status(), Some(499), "the script answered, not the core");
+    assert_eq!(r.reason(), b"E1 400 Bad Request - CSeq Method Mismatch");
+}

@@ -74,28 +74,43 @@ fn stateless_cfg(host: &str, port: u16) -> String {
     )
 }
 
-/// Runs `calls` OPTIONS transactions UAC → proxy → UAS; true when SIPp saw every one succeed.
-fn options_through(proxy: &str, ip: &str, transport: &str, calls: u32) {
-    let uas_port = free_port(ip.contains(':'));
-    let uac_port = free_port(ip.contains(':'));
+/// Runs a SIPp UAS (`uas_sf`) and a SIPp UAC (`uac_sf`, `calls` calls at `rate`/s) through
+/// `proxy`; fails the test unless SIPp saw every call succeed.
+fn sipp_through(
+    uac_sf: &str,
+    uas_sf: &str,
+    proxy: &str,
+    ip: &str,
+    transport: &str,
+    calls: u32,
+    rate: u32,
+) {
+    let v6 = ip.contains(':');
+    let (uas_port, uac_port) = (free_port(v6), free_port(v6));
     let sipp_ip = ip.trim_start_matches('[').trim_end_matches(']');
     let tparam = if transport == "t1" {
         ";transport=tcp"
     } else {
         ""
     };
+    let common = |port: u16| -> Vec<String> {
+        [
+            "-p",
+            &port.to_string(),
+            "-i",
+            sipp_ip,
+            "-t",
+            transport,
+            "-nostdin",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    };
     let uas = Kill(
         Command::new("sipp")
-            .args(["-sf", data("sipp/uas_options.xml").to_str().unwrap()])
-            .args([
-                "-p",
-                &uas_port.to_string(),
-                "-i",
-                sipp_ip,
-                "-t",
-                transport,
-                "-nostdin",
-            ])
+            .args(["-sf", data(uas_sf).to_str().unwrap()])
+            .args(common(uas_port))
             .args(["-m", &calls.to_string(), "-timeout", "60"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -105,21 +120,8 @@ fn options_through(proxy: &str, ip: &str, transport: &str, calls: u32) {
     std::thread::sleep(Duration::from_millis(300));
     let out = Command::new("sipp")
         .arg(format!("{ip}:{uas_port}"))
-        .args([
-            "-rsa",
-            proxy,
-            "-sf",
-            data("sipp/uac_options.xml").to_str().unwrap(),
-        ])
-        .args([
-            "-p",
-            &uac_port.to_string(),
-            "-i",
-            sipp_ip,
-            "-t",
-            transport,
-            "-nostdin",
-        ])
+        .args(["-rsa", proxy, "-sf", data(uac_sf).to_str().unwrap()])
+        .args(common(uac_port))
         .args([
             "-key",
             "tparam",
@@ -127,9 +129,9 @@ fn options_through(proxy: &str, ip: &str, transport: &str, calls: u32) {
             "-m",
             &calls.to_string(),
             "-r",
-            "200",
+            &rate.to_string(),
         ])
-        .args(["-timeout", "30", "-timeout_error", "-recv_timeout", "5000"])
+        .args(["-timeout", "40", "-timeout_error", "-recv_timeout", "5000"])
         .output()
         .unwrap();
     drop(uas);
@@ -137,7 +139,20 @@ fn options_through(proxy: &str, ip: &str, transport: &str, calls: u32) {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "sipp UAC over {transport} via {proxy} failed: {err}"
+        "sipp {uac_sf} over {transport} via {proxy} failed: {err}"
+    );
+}
+
+/// `calls` OPTIONS transactions UAC → proxy → UAS.
+fn options_through(proxy: &str, ip: &str, transport: &str, calls: u32) {
+    sipp_through(
+        "sipp/uac_options.xml",
+        "sipp/uas_options.xml",
+        proxy,
+        ip,
+        transport,
+        calls,
+        200,
     );
 }
 
@@ -260,62 +275,14 @@ fn bad_input_never_stops_the_server() {
 /// Runs `calls` full calls UAC → proxy → UAS with the bench scenarios; ACK and BYE follow the
 /// recorded route back through the proxy.
 pub(crate) fn calls_through(proxy: &str, calls: u32, rate: u32) {
-    let uas_port = free_port(false);
-    let uac_port = free_port(false);
-    let uas = Kill(
-        Command::new("sipp")
-            .args(["-sf", data("sipp/uas_call.xml").to_str().unwrap()])
-            .args([
-                "-p",
-                &uas_port.to_string(),
-                "-i",
-                "127.0.0.1",
-                "-t",
-                "u1",
-                "-nostdin",
-            ])
-            .args(["-m", &calls.to_string(), "-timeout", "60"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let out = Command::new("sipp")
-        .arg(format!("127.0.0.1:{uas_port}"))
-        .args([
-            "-rsa",
-            proxy,
-            "-sf",
-            data("sipp/uac_call.xml").to_str().unwrap(),
-        ])
-        .args([
-            "-p",
-            &uac_port.to_string(),
-            "-i",
-            "127.0.0.1",
-            "-t",
-            "u1",
-            "-nostdin",
-        ])
-        .args([
-            "-key",
-            "tparam",
-            "",
-            "-m",
-            &calls.to_string(),
-            "-r",
-            &rate.to_string(),
-        ])
-        .args(["-timeout", "40", "-timeout_error", "-recv_timeout", "5000"])
-        .output()
-        .unwrap();
-    drop(uas);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "sipp call UAC via {proxy} failed: {err}"
+    sipp_through(
+        "sipp/uac_call.xml",
+        "sipp/uas_call.xml",
+        proxy,
+        "127.0.0.1",
+        "u1",
+        calls,
+        rate,
     );
 }
 

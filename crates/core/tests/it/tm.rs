@@ -203,3 +203,70 @@ fn retransmitted_invite_makes_one_branch() {
     answer(&uas, &inv, from, 200, "OK");
     assert_eq!(recv_skip_100(&uac).status(), Some(200));
 }
+
+#[test]
+fn parallel_fork_answered_by_one_cancels_the_other() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!("  append_branch(\"sip:bob@127.0.0.1:{p2}\");\n  t_relay();"),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p1}");
+    uac.send_to(&request("INVITE", &ruri, port, "pf1"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    let (inv2, from2) = recv_from(&uas2);
+    assert_eq!(inv1.method(), Some(Method::Invite));
+    assert_eq!(inv2.method(), Some(Method::Invite));
+    assert_ne!(
+        inv1.via1().unwrap().branch(),
+        inv2.via1().unwrap().branch(),
+        "one branch each"
+    );
+    answer(&uas2, &inv2, from2, 180, "Ringing");
+    answer(&uas1, &inv1, from1, 200, "OK");
+    // The caller gets the 180 and the 200; the ringing branch is cancelled.
+    // (each receive times out after 5 s, so this loop is bounded)
+    let mut got = Vec::new();
+    while got.last() != Some(&200) && got.len() < 10 {
+        got.push(recv_skip_100(&uac).status().unwrap_or(0));
+    }
+    assert!(got.contains(&180) && got.last() == Some(&200), "{got:?}");
+    let (cancel, cfrom) = recv_from(&uas2);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+    assert_eq!(
+        cancel.via1().unwrap().branch(),
+        inv2.via1().unwrap().branch()
+    );
+    answer(&uas2, &cancel, cfrom, 200, "OK");
+    answer(&uas2, &inv2, from2, 487, "Request Terminated");
+    let (ack, _) = recv_from(&uas2);
+    assert_eq!(
+        ack.method(),
+        Some(Method::Ack),
+        "hop-by-hop ACK for the 487"
+    );
+}
+
+#[test]
+fn sipp_burst_of_100_calls_loses_none() {
+    if !have("sipp") {
+        return;
+    }
+    let port = free_port(false);
+    let _s = server(&format!(
+        "socket = udp:127.0.0.1:{port}\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
+         loadmodule \"rr.so\"\nloadmodule \"sipmsgops.so\"\n\
+         route {{\n  if (has_totag()) {{\n    if (loose_route()) {{ t_relay(); exit; }}\n    \
+         if (is_method(\"ACK\")) {{ if (t_check_trans()) t_relay(); exit; }}\n    \
+         sl_send_reply(404, \"Not here\");\n    exit;\n  }}\n  t_check_trans();\n  \
+         record_route();\n  if (!t_relay()) sl_reply_error();\n}}\n"
+    ));
+    // all 100 calls started within one second
+    calls_through(&format!("127.0.0.1:{port}"), 100, 100);
+}

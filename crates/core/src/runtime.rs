@@ -415,22 +415,23 @@ impl ServerHandler {
             rt.counters.drop_replies.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let proto = proto_of(next.transport);
-        if let Some(tx) = rt.transports()
-            && tx
-                .send(
-                    &Dest {
-                        proto,
-                        addr,
-                        socket: None,
-                        conn: None,
-                    },
-                    Bytes::from(out),
-                )
-                .is_ok()
-        {
-            rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
-        }
+        send_relayed_reply(rt, proto_of(next.transport), addr, out);
+    }
+}
+
+/// Sends a relayed reply to its next hop and counts it (`core:fwd_replies`).
+fn send_relayed_reply(rt: &Runtime, proto: Proto, addr: SocketAddr, out: Vec<u8>) {
+    let dst = Dest {
+        proto,
+        addr,
+        socket: None,
+        conn: None,
+    };
+    if rt
+        .transports()
+        .is_some_and(|tx| tx.send(&dst, Bytes::from(out)).is_ok())
+    {
+        rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -455,21 +456,7 @@ pub(crate) fn relay_reply_by_via(rt: &Runtime, mut msg: SipMsg) {
     if msg.write_to(&mut out).is_err() {
         return;
     }
-    if let Some(tx) = rt.transports()
-        && tx
-            .send(
-                &Dest {
-                    proto,
-                    addr,
-                    socket: None,
-                    conn: None,
-                },
-                Bytes::from(out),
-            )
-            .is_ok()
-    {
-        rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
-    }
+    send_relayed_reply(rt, proto, addr, out);
 }
 
 #[cold]

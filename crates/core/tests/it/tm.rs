@@ -40,6 +40,19 @@ fn answer(s: &UdpSocket, req: &SipMsg, from: SocketAddr, code: u16, reason: &str
     s.send_to(&out, from).unwrap();
 }
 
+/// The stateful proxy logic of the SIPp call tests: in-dialog loose routing, ACK matching,
+/// record_route and t_relay.
+fn stateful_cfg(port: u16) -> String {
+    format!(
+        "socket = udp:127.0.0.1:{port}\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
+         loadmodule \"rr.so\"\nloadmodule \"sipmsgops.so\"\n\
+         route {{\n  if (has_totag()) {{\n    if (loose_route()) {{ t_relay(); exit; }}\n    \
+         if (is_method(\"ACK\")) {{ if (t_check_trans()) t_relay(); exit; }}\n    \
+         sl_send_reply(404, \"Not here\");\n    exit;\n  }}\n  t_check_trans();\n  \
+         record_route();\n  if (!t_relay()) sl_reply_error();\n}}\n"
+    )
+}
+
 fn tm_cfg(extra: &str, route: &str) -> String {
     format!(
         "socket = udp:127.0.0.1:0\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
@@ -53,14 +66,7 @@ fn sipp_call_through_t_relay() {
         return;
     }
     let port = free_port(false);
-    let _s = server(&format!(
-        "socket = udp:127.0.0.1:{port}\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
-         loadmodule \"rr.so\"\nloadmodule \"sipmsgops.so\"\n\
-         route {{\n  if (has_totag()) {{\n    if (loose_route()) {{ t_relay(); exit; }}\n    \
-         if (is_method(\"ACK\")) {{ if (t_check_trans()) t_relay(); exit; }}\n    \
-         sl_send_reply(404, \"Not here\");\n    exit;\n  }}\n  t_check_trans();\n  \
-         record_route();\n  if (!t_relay()) sl_reply_error();\n}}\n"
-    ));
+    let _s = server(&stateful_cfg(port));
     calls_through(&format!("127.0.0.1:{port}"), 20, 10);
 }
 
@@ -256,14 +262,7 @@ fn sipp_burst_of_100_calls_loses_none() {
         return;
     }
     let port = free_port(false);
-    let _s = server(&format!(
-        "socket = udp:127.0.0.1:{port}\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
-         loadmodule \"rr.so\"\nloadmodule \"sipmsgops.so\"\n\
-         route {{\n  if (has_totag()) {{\n    if (loose_route()) {{ t_relay(); exit; }}\n    \
-         if (is_method(\"ACK\")) {{ if (t_check_trans()) t_relay(); exit; }}\n    \
-         sl_send_reply(404, \"Not here\");\n    exit;\n  }}\n  t_check_trans();\n  \
-         record_route();\n  if (!t_relay()) sl_reply_error();\n}}\n"
-    ));
+    let _s = server(&stateful_cfg(port));
     // all 100 calls started within one second
     calls_through(&format!("127.0.0.1:{port}"), 100, 100);
 }

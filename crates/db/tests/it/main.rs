@@ -1,0 +1,1 @@
+//! Integration tests of sipox-db: every driver against the same API checks.

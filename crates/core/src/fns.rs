@@ -156,7 +156,7 @@ fn code_of(cx: &mut MsgCx, a: &Arg) -> Option<u16> {
     u16::try_from(v).ok().filter(|c| (100..=699).contains(c))
 }
 
-fn reply_from_script(cx: &mut MsgCx, code: u16, reason: &[u8], extra: &[u8]) -> i32 {
+pub(crate) fn reply_from_script(cx: &mut MsgCx, code: u16, reason: &[u8], extra: &[u8]) -> i32 {
     if cx.msg().and_then(sipox_sip_msg::SipMsg::method) == Some(Method::Ack) {
         // ACK is never answered.
         return -1;

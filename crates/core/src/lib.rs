@@ -11,6 +11,7 @@ mod fns;
 mod logging;
 mod metrics;
 mod mi_wiring;
+mod modhost;
 mod rr;
 mod runtime;
 mod tm;

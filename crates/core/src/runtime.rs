@@ -72,6 +72,8 @@ pub struct Runtime {
     dns: OnceLock<Option<Arc<dyn sipox_dns::Lookup>>>,
     /// The transaction layer (`tm`).
     pub(crate) tm: crate::tm::Tm,
+    /// The loaded modules' instances.
+    pub(crate) modhost: crate::modhost::ModHost,
 }
 
 impl Runtime {
@@ -126,7 +128,7 @@ impl Runtime {
     /// running program stays and the error text is returned.
     pub fn reload(&self) -> Result<(), String> {
         let compiled = parse(&self.script.0, self.script.1.clone())
-            .and_then(|(ast, sources)| compile_program(&ast, &sources));
+            .and_then(|(ast, sources)| compile_program(&ast, &sources, &self.modhost.instances));
         let mut prog = compiled.inspect_err(|e| {
             self.log.log(
                 L_WARN,
@@ -155,6 +157,8 @@ impl Runtime {
         if let Some(tx) = self.transports() {
             tx.shutdown();
         }
+        // Modules last: nothing new arrives, so what they flush is complete.
+        self.modhost.stop();
         *self.stop_mx.lock() = true;
         self.stop_cv.notify_all();
     }
@@ -258,6 +262,7 @@ fn new_cx(rt: &Arc<Runtime>, prog: &Arc<Program>) -> MsgCx {
     let mut cx = MsgCx::new(Arc::clone(prog));
     cx.set_ext(rt.clone());
     cx.set_log_sink(rt.log.sink());
+    cx.set_reply_fn(crate::fns::reply_from_script);
     cx
 }
 
@@ -643,8 +648,16 @@ fn parse(path: &Path, preprocessor: Option<String>) -> Result<(Config, SourceMap
 }
 
 /// Compiles a parsed configuration with this runtime's functions.
-fn compile_program(ast: &Config, sources: &SourceMap) -> Result<Arc<Program>, String> {
-    let compiled = sipox_script::compile(ast, sources, &registry(), &CompileOptions::default());
+fn compile_program(
+    ast: &Config,
+    sources: &SourceMap,
+    instances: &sipox_script::Instances,
+) -> Result<Arc<Program>, String> {
+    let opts = CompileOptions {
+        instances: instances.clone(),
+        ..CompileOptions::default()
+    };
+    let compiled = sipox_script::compile(ast, sources, &registry(), &opts);
     compiled.program.ok_or_else(|| {
         compiled
             .diagnostics
@@ -654,6 +667,17 @@ fn compile_program(ast: &Config, sources: &SourceMap) -> Result<Arc<Program>, St
             .collect::<Vec<_>>()
             .join("\n")
     })
+}
+
+/// Names of the modules the configuration loads.
+fn loaded_modules(ast: &Config) -> Vec<String> {
+    ast.items
+        .iter()
+        .filter_map(|i| match i {
+            Item::LoadModule(l) => Some(l.name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `timer_route[name, interval]` blocks: (name, seconds).
@@ -747,16 +771,12 @@ impl Server {
         if cfg.sockets.is_empty() {
             return Err(StartError::NoSockets);
         }
-        let program = compile_program(&ast, &sources).map_err(StartError::Config)?;
-        let mi_setup = MiSetup::from_ast(&ast, program.modules()).map_err(StartError::Config)?;
         let log_settings = LogSettings::from_ast(&ast);
-        let level_cells = program.shared().level_cells();
-        level_cells
-            .0
-            .store(log_settings.log_level, Ordering::Relaxed);
-        level_cells.1.store(
-            log_settings.xlog_level.unwrap_or(log_settings.log_level),
-            Ordering::Relaxed,
+        let level_cells = (
+            Arc::new(AtomicI32::new(log_settings.log_level)),
+            Arc::new(AtomicI32::new(
+                log_settings.xlog_level.unwrap_or(log_settings.log_level),
+            )),
         );
         let log = Arc::new(Logger::new(
             &log_settings,
@@ -764,6 +784,27 @@ impl Server {
             Arc::clone(&level_cells.1),
         ));
         let stats = Arc::new(Stats::new());
+        let loaded = loaded_modules(&ast);
+        let mod_log = Arc::clone(&log);
+        let modhost = crate::modhost::start(&crate::modhost::InitCx {
+            ast: &ast,
+            loaded: &loaded,
+            stats: &stats,
+            log: Arc::new(move |l, t| mod_log.log(l, t)),
+        })
+        .map_err(StartError::Config)?;
+        let mut program =
+            compile_program(&ast, &sources, &modhost.instances).map_err(StartError::Config)?;
+        if !Program::share_level_cells(
+            &mut program,
+            Arc::clone(&level_cells.0),
+            Arc::clone(&level_cells.1),
+        ) {
+            return Err(StartError::Config(
+                "internal error: the new program is already shared".into(),
+            ));
+        }
+        let mi_setup = MiSetup::from_ast(&ast, program.modules()).map_err(StartError::Config)?;
         let sl_loaded = program.modules().iter().any(|m| m == "sl");
         let counters = CoreCounters::register(&stats, sl_loaded)
             .map_err(|e| StartError::Mi(format!("statistics: {e}")))?;
@@ -788,6 +829,7 @@ impl Server {
             started: Instant::now(),
             dns: OnceLock::new(),
             tm,
+            modhost,
         });
         // startup_route runs once, before anything is received
         run_plain_route(&rt, RouteKind::Startup, None);
@@ -835,6 +877,7 @@ impl Server {
         mi.register_all(RUNTIME_CMDS)
             .map_err(|e| StartError::Mi(e.to_string()))?;
         mi.provide(Arc::clone(&rt));
+        rt.modhost.register_mi(&mi).map_err(StartError::Mi)?;
         let hook_rt = Arc::clone(&rt);
         mi.on_kill(move || hook_rt.shutdown());
 

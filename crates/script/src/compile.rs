@@ -11,6 +11,7 @@ use sipox_cfg_syntax::{
 };
 use sipox_sip_msg::HeaderKind;
 
+use crate::instances::Instances;
 use crate::program::*;
 use crate::registry::{
     Arg, Args, FixupCx, IntArg, ParamKind, RegexArg, Registry, ScriptFn, route_bit, route_mask,
@@ -24,6 +25,8 @@ use crate::value::{Val, parse_int};
 pub struct CompileOptions {
     /// Overrides `log_level` from the script (e.g. from the command line).
     pub log_level: Option<i32>,
+    /// The module instances the runtime created at start ([`Instances`]).
+    pub instances: Instances,
 }
 
 /// The result of compiling: the program when there were no errors, and every diagnostic.
@@ -43,6 +46,7 @@ pub fn compile(
     opts: &CompileOptions,
 ) -> Compiled {
     let mut c = Compiler::new(reg, sources);
+    c.instances = opts.instances.clone();
     let prog = c.run(cfg, opts);
     let has_err = c.diags.iter().any(Diagnostic::is_error);
     Compiled {
@@ -240,6 +244,7 @@ struct Compiler<'a> {
     mask: u16,
     unimpl: BTreeSet<(&'static str, &'static str)>,
     shared: Arc<Shared>,
+    instances: Instances,
 }
 
 impl FixupCx for Compiler<'_> {
@@ -265,6 +270,10 @@ impl FixupCx for Compiler<'_> {
 
     fn globals(&self) -> Vec<(String, ast::Value)> {
         self.globals.clone()
+    }
+
+    fn instances(&self) -> &Instances {
+        &self.instances
     }
 
     fn modparam(&self, module: &str, name: &str) -> Option<ast::Value> {
@@ -336,6 +345,7 @@ impl<'a> Compiler<'a> {
             mask: route_mask::ALL,
             unimpl: BTreeSet::new(),
             shared: Arc::new(Shared::default()),
+            instances: Instances::default(),
         }
     }
 

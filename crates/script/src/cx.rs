@@ -236,6 +236,7 @@ pub struct MsgCx {
     pub(crate) log_sink: Option<LogSink>,
     pub(crate) reply_hdrs: Vec<u8>,
     pub(crate) states: Vec<Box<dyn MsgState>>,
+    pub(crate) reply_fn: Option<crate::ReplyFn>,
 }
 
 /// Per-message state a module keeps in the [`MsgCx`] (the rr module's pending Record-Route
@@ -293,6 +294,7 @@ impl MsgCx {
             log_sink: None,
             reply_hdrs: Vec::new(),
             states: Vec::new(),
+            reply_fn: None,
         }
     }
 
@@ -301,6 +303,21 @@ impl MsgCx {
     /// script engine itself never looks inside.
     pub fn set_ext(&mut self, ext: Arc<dyn std::any::Any + Send + Sync>) {
         self.ext = Some(ext);
+    }
+
+    /// Installs how module functions answer the current request ([`crate::ReplyFn`]).
+    pub fn set_reply_fn(&mut self, f: crate::ReplyFn) {
+        self.reply_fn = Some(f);
+    }
+
+    /// Answers the current request with `code reason` and the header lines `extra` (each
+    /// `Name: value\r\n`) the way the runtime does (statefully when there is a transaction);
+    /// headers stored by `append_to_reply()` are added. -1 when no runtime is attached.
+    pub fn send_reply(&mut self, code: u16, reason: &[u8], extra: &[u8]) -> i32 {
+        match self.reply_fn {
+            Some(f) => f(self, code, reason, extra),
+            None => -1,
+        }
     }
 
     /// Sends log lines (that are not captured) to the runtime's logger instead of stderr:

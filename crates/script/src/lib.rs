@@ -30,6 +30,7 @@
 mod compile;
 mod corefns;
 mod cx;
+mod instances;
 mod interp;
 mod modules;
 mod program;
@@ -45,6 +46,7 @@ mod value;
 
 pub use compile::{CORE_PVS, CompileOptions, Compiled, compile, compile_str};
 pub use cx::{Branch, LogLine, MIN_BUF, MsgCx, MsgState, Outcome, Ret, RunError, Source, Stop};
+pub use instances::{Instances, LogFn, ReplyFn};
 pub use program::{Fmt, Program, PvRef, RouteId};
 pub use registry::{
     Arg, Args, BuildFn, Call, FixupCx, FixupError, FnDef, IntArg, ModuleDef, ModulePv, ParamKind,

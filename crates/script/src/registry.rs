@@ -219,6 +219,10 @@ pub trait FixupCx {
     fn avp_id(&mut self, name: &str) -> u32;
     /// Global parameters as written (`socket`, `alias`, …).
     fn globals(&self) -> Vec<(String, sipox_cfg_syntax::Value)>;
+    /// The module instances the runtime created at start (empty without a runtime).
+    fn instances(&self) -> &crate::Instances {
+        &crate::instances::NO_INSTANCES
+    }
     /// The last value given to `modparam(module, name, ...)`, if any.
     fn modparam(&self, _module: &str, _name: &str) -> Option<sipox_cfg_syntax::Value> {
         None

@@ -1,0 +1,133 @@
+//! The module host: creates the instances of the modules a configuration loads (their state,
+//! built once from their `modparam`s), lets them register statistics and MI commands, keeps
+//! them across `reload_routes`, and stops them (flushing what they hold) at shutdown.
+//!
+//! Each module crate exposes a constructor taking what it needs; `start` calls the ones the
+//! configuration loads, in dependency order (usrloc before registrar, auth before auth_db).
+
+use std::sync::Arc;
+
+use sipox_cfg_syntax::{Config, Item, Value};
+use sipox_mi::Mi;
+use sipox_script::{Instances, LogFn};
+use sipox_stats::Stats;
+
+/// What module constructors get.
+#[allow(dead_code)] // fields are read by the module constructors as they land
+pub(crate) struct InitCx<'a> {
+    /// The parsed configuration.
+    pub(crate) ast: &'a Config,
+    /// Names of the loaded modules.
+    pub(crate) loaded: &'a [String],
+    /// The statistics registry.
+    pub(crate) stats: &'a Arc<Stats>,
+    /// Background logging.
+    pub(crate) log: LogFn,
+}
+
+impl InitCx<'_> {
+    /// True when the configuration loads `module`.
+    #[allow(dead_code)]
+    pub(crate) fn loads(&self, module: &str) -> bool {
+        self.loaded.iter().any(|m| m == module)
+    }
+
+    /// Every `modparam` addressed to `module` (by name or by a `"a|b"` regex), in order.
+    #[allow(dead_code)]
+    pub(crate) fn modparams(&self, module: &str) -> Vec<(String, Value)> {
+        modparams(self.ast, module)
+    }
+}
+
+/// Every `modparam` addressed to `module`, in order: exact name, or a regex over the name
+/// (OpenSIPS accepts `modparam("usrloc|registrar", ...)`).
+pub(crate) fn modparams(ast: &Config, module: &str) -> Vec<(String, Value)> {
+    ast.items
+        .iter()
+        .filter_map(|i| match i {
+            Item::ModParam(mp) if module_matches(&mp.module, module) => {
+                Some((mp.param.clone(), mp.value.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn module_matches(pattern: &str, module: &str) -> bool {
+    if pattern == module {
+        return true;
+    }
+    if !pattern.chars().any(|c| "|*.+?[]()^$\\".contains(c)) {
+        return false;
+    }
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(module))
+}
+
+type MiHook = Box<dyn Fn(&Mi) -> Result<(), String> + Send + Sync>;
+type StopHook = Box<dyn Fn() + Send + Sync>;
+
+/// The running modules.
+#[derive(Default)]
+pub(crate) struct ModHost {
+    /// Instances handed to the compiler (and kept for reloads).
+    pub(crate) instances: Instances,
+    mi_hooks: Vec<MiHook>,
+    stops: Vec<StopHook>,
+}
+
+impl std::fmt::Debug for ModHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModHost")
+            .field("instances", &self.instances)
+            .finish_non_exhaustive()
+    }
+}
+
+#[allow(dead_code)] // used by the module constructors as they land
+impl ModHost {
+    /// Registers what a module adds to the MI once it exists (commands, services).
+    pub(crate) fn on_mi(&mut self, f: impl Fn(&Mi) -> Result<(), String> + Send + Sync + 'static) {
+        self.mi_hooks.push(Box::new(f));
+    }
+
+    /// Registers a shutdown step (flush a write-back cache, stop a timer). Steps run in
+    /// reverse order of registration.
+    pub(crate) fn on_stop(&mut self, f: impl Fn() + Send + Sync + 'static) {
+        self.stops.push(Box::new(f));
+    }
+
+    /// Runs the MI hooks.
+    pub(crate) fn register_mi(&self, mi: &Mi) -> Result<(), String> {
+        self.mi_hooks.iter().try_for_each(|h| h(mi))
+    }
+
+    /// Runs the shutdown steps (idempotence is the caller's).
+    pub(crate) fn stop(&self) {
+        for s in self.stops.iter().rev() {
+            s();
+        }
+    }
+}
+
+/// Creates the instances of the loaded modules.
+pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
+    #[allow(unused_mut)]
+    let mut host = ModHost::default();
+    // Module constructors go here, in dependency order.
+    let _ = cx;
+    Ok(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modparam_regex_matching() {
+        assert!(module_matches("usrloc", "usrloc"));
+        assert!(module_matches("usrloc|registrar", "registrar"));
+        assert!(module_matches("auth.*", "auth_db"));
+        assert!(!module_matches("usrloc", "registrar"));
+        assert!(!module_matches("usrloc|registrar", "auth"));
+    }
+}

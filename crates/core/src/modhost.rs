@@ -113,7 +113,11 @@ impl ModHost {
 pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
     #[allow(unused_mut)]
     let mut host = ModHost::default();
-    // Module constructors go here, in dependency order.
+    // Module constructors go here, in dependency order:
+    // --- usrloc ---
+    // --- registrar ---
+    // --- auth ---
+    // --- auth_db ---
     let _ = cx;
     Ok(host)
 }

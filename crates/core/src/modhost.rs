@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use sipox_cfg_syntax::{Config, Item, Value};
 use sipox_mi::Mi;
-use sipox_script::{Instances, LogFn};
+use sipox_script::{EventFn, Instances, LogFn};
 use sipox_stats::Stats;
 
 /// What module constructors get.
@@ -23,6 +23,8 @@ pub(crate) struct InitCx<'a> {
     pub(crate) stats: &'a Arc<Stats>,
     /// Background logging.
     pub(crate) log: LogFn,
+    /// Raises an event (runs `event_route[name]` on the runtime's event thread).
+    pub(crate) events: EventFn,
 }
 
 impl InitCx<'_> {

@@ -719,6 +719,29 @@ fn run_plain_route(rt: &Arc<Runtime>, kind: RouteKind, name: Option<&str>) {
     }
 }
 
+/// The event thread: runs `event_route[name]` for every event a module raises, in order.
+fn run_events(rt: &Arc<Runtime>, rx: &std::sync::mpsc::Receiver<(String, Vec<(String, String)>)>) {
+    while !rt.is_stopping() {
+        let (name, params) = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(ev) => ev,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            // no module kept the event sender: nothing will ever be raised
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let prog = rt.program();
+        if prog.route(RouteKind::Event, Some(&name)).is_none() {
+            continue;
+        }
+        let out = with_cx(rt, &prog, |cx| {
+            cx.set_time_us(now_us());
+            cx.run_event(&name, params)
+        });
+        if let Some(Outcome::Error(e)) = out {
+            rt.log.log(L_ERR, &format!("event_route[{name}]: {e}"));
+        }
+    }
+}
+
 /// Sleeps `total` in short steps; false when the runtime stopped meanwhile.
 fn nap(rt: &Runtime, total: Duration) -> bool {
     !rt.wait_stopped(total)
@@ -786,11 +809,16 @@ impl Server {
         let stats = Arc::new(Stats::new());
         let loaded = loaded_modules(&ast);
         let mod_log = Arc::clone(&log);
+        let (ev_tx, ev_rx) = std::sync::mpsc::channel::<(String, Vec<(String, String)>)>();
+        let ev_tx = Mutex::new(ev_tx);
         let modhost = crate::modhost::start(&crate::modhost::InitCx {
             ast: &ast,
             loaded: &loaded,
             stats: &stats,
             log: Arc::new(move |l, t| mod_log.log(l, t)),
+            events: Arc::new(move |name, params| {
+                let _ = ev_tx.lock().send((name.to_owned(), params));
+            }),
         })
         .map_err(StartError::Config)?;
         let mut program =
@@ -882,6 +910,8 @@ impl Server {
         mi.on_kill(move || hook_rt.shutdown());
 
         let mut threads = Vec::new();
+        let ev_rt = Arc::clone(&rt);
+        threads.push(spawn("events", move || run_events(&ev_rt, &ev_rx))?);
         let hk_rt = Arc::clone(&rt);
         threads.push(spawn("timer", move || housekeeping(&hk_rt, &load))?);
         if tm_loaded {

@@ -237,6 +237,7 @@ pub struct MsgCx {
     pub(crate) reply_hdrs: Vec<u8>,
     pub(crate) states: Vec<Box<dyn MsgState>>,
     pub(crate) reply_fn: Option<crate::ReplyFn>,
+    pub(crate) event_params: Vec<(String, String)>,
 }
 
 /// Per-message state a module keeps in the [`MsgCx`] (the rr module's pending Record-Route
@@ -295,6 +296,7 @@ impl MsgCx {
             reply_hdrs: Vec::new(),
             states: Vec::new(),
             reply_fn: None,
+            event_params: Vec::new(),
         }
     }
 
@@ -303,6 +305,18 @@ impl MsgCx {
     /// script engine itself never looks inside.
     pub fn set_ext(&mut self, ext: Arc<dyn std::any::Any + Send + Sync>) {
         self.ext = Some(ext);
+    }
+
+    /// Runs `event_route[name]` without a message, with `$param(key)` giving the event's
+    /// parameters. `None` when the script has no such route.
+    pub fn run_event(&mut self, name: &str, params: Vec<(String, String)>) -> Option<Outcome> {
+        self.prog
+            .route(sipox_cfg_syntax::RouteKind::Event, Some(name))?;
+        self.clear_message();
+        self.event_params = params;
+        let out = self.run_route(sipox_cfg_syntax::RouteKind::Event, Some(name));
+        self.event_params.clear();
+        Some(out)
     }
 
     /// Installs how module functions answer the current request ([`crate::ReplyFn`]).

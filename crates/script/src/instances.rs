@@ -53,6 +53,10 @@ impl Instances {
 /// `log(level, text)` with OpenSIPS levels (-1 error, 1 warning, 2 notice, 3 info, 4 debug).
 pub type LogFn = Arc<dyn Fn(i32, &str) + Send + Sync>;
 
+/// Where a module raises an event (`E_UL_CONTACT_INSERT`, ...): `events(name, params)`; the
+/// runtime runs `event_route[name]` with `$param(key)` for each pair, off the caller's thread.
+pub type EventFn = Arc<dyn Fn(&str, Vec<(String, String)>) + Send + Sync>;
+
 /// How a module function answers the current request (OpenSIPS's signaling module): the
 /// runtime installs one that replies statefully when the request has a transaction and
 /// statelessly otherwise. `extra` holds whole header lines (`Name: value\r\n`); returns the

@@ -569,6 +569,16 @@ impl MsgCx {
                     None => Kind::Null,
                 }
             }
+            Pv::Param(ParamRef::Name(n)) => {
+                // event_route parameters: $param(name)
+                match self.event_params.iter().find(|(k, _)| k.as_str() == &**n) {
+                    Some((_, v)) => {
+                        out.extend_from_slice(v.as_bytes());
+                        Kind::Str
+                    }
+                    None => Kind::Null,
+                }
+            }
             Pv::Param(p) => {
                 let Some(&(base, len, _)) = self.frames.last() else {
                     return Kind::Null;

@@ -46,7 +46,7 @@ mod value;
 
 pub use compile::{CORE_PVS, CompileOptions, Compiled, compile, compile_str};
 pub use cx::{Branch, LogLine, MIN_BUF, MsgCx, MsgState, Outcome, Ret, RunError, Source, Stop};
-pub use instances::{Instances, LogFn, ReplyFn};
+pub use instances::{EventFn, Instances, LogFn, ReplyFn};
 pub use program::{Fmt, Program, PvRef, RouteId};
 pub use registry::{
     Arg, Args, BuildFn, Call, FixupCx, FixupError, FnDef, IntArg, ModuleDef, ModulePv, ParamKind,

@@ -358,7 +358,7 @@ pub(crate) enum Pv {
 #[derive(Debug, Clone)]
 pub(crate) enum ParamRef {
     Index(usize),
-    Name(#[allow(dead_code)] Box<str>),
+    Name(Box<str>),
     Dyn(Fmt),
 }
 

@@ -157,6 +157,21 @@ route { route(r, "x", 42); }"#;
 }
 
 #[test]
+fn event_route_params_by_name() {
+    let s = r#"route { exit; }
+event_route[E_UL_CONTACT_INSERT] { $var(aor) = $param(aor); $var(none) = $param(nope); }"#;
+    let (mut cx, _) = run(s);
+    let out = cx.run_event(
+        "E_UL_CONTACT_INSERT",
+        vec![("aor".into(), "alice@example.com".into())],
+    );
+    assert_eq!(out, Some(Outcome::Done(1)));
+    assert_eq!(var(&cx, "aor"), "alice@example.com");
+    assert_eq!(var(&cx, "none"), "<null>");
+    assert_eq!(cx.run_event("E_OTHER", Vec::new()), None);
+}
+
+#[test]
 fn var_persists_across_messages_avp_does_not() {
     let prog = sipox_script::compile_str(
         "t.cfg",

@@ -9,6 +9,7 @@ command -v g++ >/dev/null 2>&1 || pkgs+=(g++)        # libFuzzer build in the fu
 command -v sipp >/dev/null 2>&1 || pkgs+=(sip-tester)  # SIPp for end-to-end tests
 command -v sipsak >/dev/null 2>&1 || pkgs+=(sipsak)     # OPTIONS ping end-to-end test
 command -v dnsmasq >/dev/null 2>&1 || pkgs+=(dnsmasq-base)  # a real DNS server for the resolver test
+command -v baresip >/dev/null 2>&1 || pkgs+=(baresip)    # real UAs registering and calling through the registrar
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)  # opensips-cli test venv
 if [ ${#pkgs[@]} -gt 0 ]; then
   SUDO=""

@@ -32,6 +32,39 @@ mod text;
 pub use url::DbUrl;
 pub use writer::{WriteOp, Writer};
 
+/// A log sink: `(level, message)` with OpenSIPS's levels ([`L_ERR`] -1, [`L_WARN`] 1,
+/// [`L_NOTICE`] 2, [`L_INFO`] 3, [`L_DBG`] 4).
+pub type LogSink = Arc<dyn Fn(i32, &str) + Send + Sync>;
+
+/// OpenSIPS log level: error.
+pub const L_ERR: i32 = -1;
+/// OpenSIPS log level: warning.
+pub const L_WARN: i32 = 1;
+/// OpenSIPS log level: notice.
+pub const L_NOTICE: i32 = 2;
+/// OpenSIPS log level: info.
+pub const L_INFO: i32 = 3;
+/// OpenSIPS log level: debug.
+pub const L_DBG: i32 = 4;
+
+static LOG_SINK: parking_lot::RwLock<Option<LogSink>> = parking_lot::const_rwlock(None);
+
+/// Sends this crate's log lines (connection lost, retrying, reconnected, dropped writes) to
+/// `f`. Until it is called, errors go to stderr and everything else is discarded.
+pub fn set_log_sink(f: LogSink) {
+    *LOG_SINK.write() = Some(f);
+}
+
+/// Logs one line through the sink set by [`set_log_sink`].
+pub(crate) fn log(level: i32, msg: &str) {
+    let sink = LOG_SINK.read().clone();
+    match sink {
+        Some(f) => f(level, msg),
+        None if level <= L_ERR => eprintln!("sipox-db: ERROR: {msg}"),
+        None => {}
+    }
+}
+
 /// One value of a column (OpenSIPS `db_val_t`): `DB_INT`/`DB_BIGINT` are `Int`, `DB_STRING`
 /// and `DB_STR` are `Str`, `DB_DATETIME` is `DateTime` (seconds since the Unix epoch, UTC),
 /// `DB_BITMAP` is `Int`.

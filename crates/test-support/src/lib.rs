@@ -1,6 +1,7 @@
 //! `sipox-test-support` owns helpers shared by the crates' integration tests: [`Counting`], a
 //! global allocator that counts allocations and live bytes per thread (so tests running in
-//! parallel do not disturb each other's figures). It is a dev-dependency only; nothing in a
+//! parallel do not disturb each other's figures), and [`dbserver`], real PostgreSQL and
+//! MariaDB servers started on loopback for a test. It is a dev-dependency only; nothing in a
 //! shipped binary may depend on it.
 //!
 //! Use it from a test binary with:
@@ -11,6 +12,8 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+
+pub mod dbserver;
 
 /// A global allocator that forwards to the system allocator and counts, per thread, the number
 /// of allocations (and reallocations) and the bytes currently allocated.

@@ -3,5 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod api;
+mod schema;
 mod sqlite;
+mod text;
 mod writer;

@@ -37,6 +37,8 @@ Options:
     -A addr      Advertised address
     -V           Version number
     -h           This help message
+Commands:
+    sipox db ... Create or check the OpenSIPS database schema ('sipox db help')
 ";
 
 #[derive(Debug, Default)]
@@ -377,6 +379,9 @@ fn daemonize() -> Result<ExitCode, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("db") {
+        return db_command(&args[1..]);
+    }
     match parse_args(&args).and_then(|cli| run(&cli)) {
         Ok(c) => c,
         Err(e) => {
@@ -384,6 +389,114 @@ fn main() -> ExitCode {
             eprintln!("Try 'sipox -h' for help.");
             ExitCode::from(255)
         }
+    }
+}
+
+const DB_HELP: &str = "\
+Usage: sipox db <command> [arguments]
+Commands:
+    create URL [table ...]  Create the OpenSIPS 3.5 tables (all known ones, or those named)
+                            with their indexes and rows in the version table; existing tables
+                            are kept (only their version rows are rewritten)
+    check URL               Show each known table's version against the one sipox expects
+    help                    This help message
+URL: sqlite:///path/file.db (the file is created), postgres://user:pass@host[:port]/db,
+     mysql://user:pass@host[:port]/db (tables go in that existing database), text:///dir
+";
+
+/// `sipox db ...`: creates or checks the OpenSIPS schema in a database.
+fn db_command(args: &[String]) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("sipox db: {msg}");
+        ExitCode::from(1)
+    };
+    match args.first().map(String::as_str) {
+        None | Some("help" | "-h" | "--help") => {
+            print!("{DB_HELP}");
+            ExitCode::SUCCESS
+        }
+        Some("create") => {
+            let Some(url) = args.get(1) else {
+                return fail("create needs a database URL (see 'sipox db help')".into());
+            };
+            let tables: Vec<&str> = args[2..].iter().map(String::as_str).collect();
+            let shown = masked(url);
+            match sipox_db::schema::create(url, &tables) {
+                Ok(done) => {
+                    for d in done {
+                        let what = if d.created { "created" } else { "exists " };
+                        match d.version {
+                            Some(v) => println!("{what} {:<16} version {v}", d.table),
+                            None => println!("{what} {}", d.table),
+                        }
+                    }
+                    println!("schema ready in {shown}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("{shown}: {}", mask_in(&e.to_string(), url))),
+            }
+        }
+        Some("check") => {
+            let Some(url) = args.get(1) else {
+                return fail("check needs a database URL (see 'sipox db help')".into());
+            };
+            if args.len() > 2 {
+                return fail(format!("unexpected argument '{}'", args[2]));
+            }
+            let shown = masked(url);
+            let db = match sipox_db::connect(url) {
+                Ok(db) => db,
+                Err(e) => return fail(format!("{shown}: {}", mask_in(&e.to_string(), url))),
+            };
+            let mut bad = 0;
+            for t in sipox_db::schema::all() {
+                let Some(want) = t.version else {
+                    continue;
+                };
+                match sipox_db::table_version(db.as_ref(), t.name) {
+                    Ok(Some(v)) if v == want => println!("ok      {:<16} {v}", t.name),
+                    Ok(Some(v)) => {
+                        bad += 1;
+                        println!("WRONG   {:<16} {v} (sipox expects {want})", t.name);
+                    }
+                    Ok(None) => {
+                        bad += 1;
+                        println!("missing {:<16} (sipox expects {want})", t.name);
+                    }
+                    Err(e) => {
+                        return fail(format!("{shown}: {}", mask_in(&e.to_string(), url)));
+                    }
+                }
+            }
+            if bad == 0 {
+                println!("all table versions match in {shown}");
+                ExitCode::SUCCESS
+            } else {
+                println!("{bad} table(s) missing or at another version in {shown}");
+                ExitCode::from(1)
+            }
+        }
+        Some(other) => fail(format!("unknown command '{other}' (see 'sipox db help')")),
+    }
+}
+
+/// The URL with its password masked (as given when it does not parse).
+fn masked(url: &str) -> String {
+    sipox_db::DbUrl::parse(url).map_or_else(|_| mask_in(url, url), |u| u.masked())
+}
+
+/// `text` with the URL's password (if any) replaced by `***`.
+fn mask_in(text: &str, url: &str) -> String {
+    let pw = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|auth| auth.rsplit_once('@'))
+        .and_then(|(ui, _)| ui.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match pw {
+        Some(p) => text.replace(p, "***"),
+        None => text.to_owned(),
     }
 }
 

@@ -308,3 +308,168 @@ fn check_golden_broken_configs() {
     }
     assert_eq!(n, 10);
 }
+
+fn db_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sipox-cli-db-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn db_create_sqlite() {
+    use sipox_db::{Select, Value};
+    let dir = db_dir("sqlite");
+    let url = format!("sqlite://{}", dir.join("opensips.db").display());
+    let (code, out) = sipox(&["db", "create", &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("created location"), "{out}");
+    assert!(out.contains("version 1013"), "{out}");
+    assert!(out.contains("schema ready in sqlite://"), "{out}");
+    let db = sipox_db::connect(&url).unwrap();
+    for t in sipox_db::schema::all() {
+        assert_eq!(
+            sipox_db::table_version(&*db, t.name).unwrap(),
+            t.version,
+            "{}",
+            t.name
+        );
+    }
+    // A typical registration and a typical subscriber go in.
+    db.insert(
+        "location",
+        &[
+            "username",
+            "domain",
+            "contact",
+            "expires",
+            "callid",
+            "cseq",
+            "user_agent",
+        ],
+        &[
+            "alice".into(),
+            "example.com".into(),
+            "sip:alice@192.0.2.1:5060".into(),
+            Value::Int(1_700_003_600),
+            "cid-1".into(),
+            Value::Int(2),
+            "baresip".into(),
+        ],
+    )
+    .unwrap();
+    let id = db
+        .insert(
+            "subscriber",
+            &["username", "domain", "password", "ha1"],
+            &[
+                "alice".into(),
+                "example.com".into(),
+                "secret".into(),
+                "0123456789abcdef0123456789abcdef".into(),
+            ],
+        )
+        .unwrap();
+    assert_eq!(id, 1);
+    let r = db
+        .select(&Select {
+            table: "location",
+            columns: &["q", "callid", "last_modified"],
+            ..Select::default()
+        })
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r.get(0, "callid"), Some(&Value::from("cid-1")));
+    assert_eq!(
+        r.get(0, "q").and_then(Value::as_int),
+        Some(1),
+        "default q 1.0"
+    );
+    drop(db);
+    // check: all versions match; again after a create of one table (idempotent).
+    let (code, out) = sipox(&["db", "check", &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok      location         1013"), "{out}");
+    let (code, out) = sipox(&["db", "create", &url, "location"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("exists  location"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn db_create_text() {
+    let dir = db_dir("text");
+    let db_path = dir.join("opensips");
+    let url = format!("text://{}", db_path.display());
+    let (code, out) = sipox(&["db", "create", &url, "subscriber", "location"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("created subscriber"), "{out}");
+    let first = |t: &str| {
+        std::fs::read_to_string(db_path.join(t))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        first("subscriber"),
+        "id(int,auto) username(string) domain(string) password(string) ha1(string) \
+         ha1_sha256(string) ha1_sha512t256(string)"
+    );
+    assert!(first("location").starts_with("contact_id(long,auto) "));
+    assert_eq!(
+        std::fs::read_to_string(db_path.join("version")).unwrap(),
+        "table_name(string) table_version(int)\nsubscriber:8\nlocation:1013\n"
+    );
+    assert!(!db_path.join("dialog").exists(), "only the named tables");
+    // check reports the tables not created.
+    let (code, out) = sipox(&["db", "check", &url]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ok      subscriber       8"), "{out}");
+    assert!(out.contains("missing dialog"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn db_usage_and_errors() {
+    for args in [&["db"][..], &["db", "help"]] {
+        let (code, out) = sipox(args);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("Usage: sipox db <command>"), "{out}");
+        assert!(out.contains("create URL [table ...]"), "{out}");
+    }
+    let (code, out) = sipox(&["-h"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("sipox db help"), "{out}");
+    let (code, out) = sipox(&["db", "frobnicate"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("unknown command 'frobnicate'"), "{out}");
+    let (code, out) = sipox(&["db", "create"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("create needs a database URL"), "{out}");
+    let dir = db_dir("errors");
+    let url = format!("sqlite://{}", dir.join("x.db").display());
+    let (code, out) = sipox(&["db", "create", &url, "nosuchtable"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("unknown table \"nosuchtable\""), "{out}");
+    let (code, out) = sipox(&["db", "create", "oracle://u:pw@h/db"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("not built into"), "{out}");
+    // The password never shows, even when the server cannot be reached.
+    let (code, out) = sipox(&[
+        "db",
+        "check",
+        "postgres://sipox:hunter2@127.0.0.1:1/opensips",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("postgres://sipox:***@127.0.0.1:1/opensips"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"), "{out}");
+    let (code, out) = sipox(&["db", "check", "nourl"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("bad database URL"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

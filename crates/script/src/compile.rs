@@ -283,6 +283,12 @@ impl FixupCx for Compiler<'_> {
             .find(|(m, p, _)| m == module && p == name)
             .map(|(_, _, v)| v.clone())
     }
+
+    fn pv_spec(&mut self, text: &str) -> Result<PvRef, String> {
+        let v = sipox_cfg_syntax::parse_var(text.trim())?;
+        self.pv(&v)
+            .ok_or_else(|| format!("bad pseudo-variable {text}"))
+    }
 }
 
 fn bit_of(v: &mut Vec<String>, name: &str) -> Result<u32, String> {

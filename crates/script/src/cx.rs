@@ -494,6 +494,11 @@ impl MsgCx {
         self.now_us = now_us;
     }
 
+    /// The current time (µs since the Unix epoch) as the driver set it for this message.
+    pub fn time_us(&self) -> i64 {
+        self.now_us
+    }
+
     /// Sets the process start time for `$TS` (µs since the Unix epoch).
     pub fn set_start_time_us(&mut self, start_us: i64) {
         self.start_us = start_us;

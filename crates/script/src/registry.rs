@@ -227,6 +227,13 @@ pub trait FixupCx {
     fn modparam(&self, _module: &str, _name: &str) -> Option<sipox_cfg_syntax::Value> {
         None
     }
+    /// Compiles a pseudo-variable written as text, e.g. a modparam such as `"$avp(user)"`
+    /// (auth's `username_spec`).
+    fn pv_spec(&mut self, text: &str) -> Result<PvRef, String> {
+        Err(format!(
+            "cannot compile pseudo-variable {text} without a compiler"
+        ))
+    }
 }
 
 /// Arguments handed to a function's compile step, with typed take-helpers.

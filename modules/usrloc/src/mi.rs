@@ -1,0 +1,1 @@
+//! The usrloc MI commands (placeholder while the API settles).

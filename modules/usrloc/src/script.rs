@@ -1,0 +1,1 @@
+//! The usrloc script functions (placeholder while the API settles).

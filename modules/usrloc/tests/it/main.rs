@@ -1,0 +1,5 @@
+//! usrloc integration tests: the in-memory store, expiry, events, statistics, the working
+//! modes over sqlite (and PostgreSQL/MariaDB when the launcher finds them), MI and script
+//! functions.
+
+mod store;

@@ -366,11 +366,22 @@ fn row_contact(
         instance: s(&cols.sip_instance),
         reg_id: 0,
         attr: s(&cols.attr),
-        last_modified: n(&cols.last_modified).unwrap_or(0),
+        last_modified: rows.get(i, &cols.last_modified).map_or(0, datetime),
         contact_id: n(&cols.contact_id).unwrap_or(0) as u64,
         kv,
     };
     (aor, c)
+}
+
+/// A DATETIME value: drivers return seconds, or text `YYYY-MM-DD HH:MM:SS` (UTC).
+fn datetime(v: &Value) -> i64 {
+    match v {
+        Value::DateTime(t) | Value::Int(t) => *t,
+        Value::Str(s) => sipox_db::sql::parse_datetime(s)
+            .or_else(|| s.trim().parse().ok())
+            .unwrap_or(0),
+        other => other.as_int().unwrap_or(0),
+    }
 }
 
 /// The `cflags` column: branch flag names, comma-separated (unnamed bits as their index).

@@ -2,4 +2,7 @@
 //! modes over sqlite (and PostgreSQL/MariaDB when the launcher finds them), MI and script
 //! functions.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod db;
 mod store;

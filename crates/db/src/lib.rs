@@ -23,6 +23,8 @@ mod writer;
 mod mysql;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod remote;
 pub mod schema;
 pub mod sql;
 #[cfg(feature = "sqlite")]

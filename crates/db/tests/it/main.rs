@@ -4,6 +4,7 @@
 
 mod api;
 mod schema;
+mod servers;
 mod sqlite;
 mod text;
 mod writer;

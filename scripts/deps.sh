@@ -11,10 +11,14 @@ command -v sipsak >/dev/null 2>&1 || pkgs+=(sipsak)     # OPTIONS ping end-to-en
 command -v dnsmasq >/dev/null 2>&1 || pkgs+=(dnsmasq-base)  # a real DNS server for the resolver test
 command -v baresip >/dev/null 2>&1 || pkgs+=(baresip)    # real UAs registering and calling through the registrar
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)  # opensips-cli test venv
+svcs=()  # services a package may start; the sipox-db tests start their own servers instead
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { pkgs+=(postgresql); svcs+=(postgresql); }  # sipox-db tests
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || { pkgs+=(mariadb-server); svcs+=(mariadb); }  # likewise
 if [ ${#pkgs[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  for svc in "${svcs[@]}"; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 fi

@@ -43,7 +43,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -96,6 +96,9 @@ pub enum UsrlocError {
     /// No such domain (table) registered.
     #[error("usrloc: unknown domain (table) {0:?}")]
     UnknownDomain(String),
+    /// The operation does not exist in this working mode.
+    #[error("usrloc: {0}")]
+    NotSupported(&'static str),
     /// The timer thread could not be started.
     #[error("usrloc: cannot start the timer thread: {0}")]
     Thread(String),
@@ -191,6 +194,8 @@ pub(crate) enum CState {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Record {
     pub(crate) contacts: Vec<Contact>,
+    /// The record's key-value store (`ul_add_key`); memory only, as in OpenSIPS.
+    pub(crate) kv: BTreeMap<String, String>,
     pub(crate) states: Vec<CState>,
     pub(crate) label: u32,
     pub(crate) next_clabel: u16,
@@ -264,6 +269,16 @@ impl RecordMut<'_> {
             .iter()
             .filter(|c| c.is_valid(self.now))
             .count()
+    }
+
+    /// The record's key-value store (`ul_add_key`/`ul_get_key`; kept in memory only).
+    pub fn kv(&self) -> &BTreeMap<String, String> {
+        &self.rec.kv
+    }
+
+    /// The record's key-value store, to change.
+    pub fn kv_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.rec.kv
     }
 
     /// Index of the contact with exactly this URI (byte-equal, as OpenSIPS compares).
@@ -656,6 +671,45 @@ impl Usrloc {
         Ok(out)
     }
 
+    /// Sets (`Some`, non-empty) or removes (`None` or empty) `key` in the AoR record's
+    /// key-value store (`ul_add_key`). False when the AoR has no record. The store lives
+    /// with the in-memory record (none in sql-only mode: always false there).
+    pub fn set_record_key(
+        &self,
+        d: DomainId,
+        aor: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<bool, UsrlocError> {
+        let dom = self.dom(d)?;
+        let mut shard = dom.shards[self.shard_of(aor)].lock();
+        let Some(rec) = shard.records.get_mut(aor) else {
+            return Ok(false);
+        };
+        match value.filter(|v| !v.is_empty()) {
+            Some(v) => {
+                rec.kv.insert(key.to_owned(), v.to_owned());
+            }
+            None => {
+                rec.kv.remove(key);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The value of `key` in the AoR record's key-value store (`ul_get_key`); `None` when
+    /// there is no record or no such key.
+    pub fn record_key(
+        &self,
+        d: DomainId,
+        aor: &str,
+        key: &str,
+    ) -> Result<Option<String>, UsrlocError> {
+        let dom = self.dom(d)?;
+        let shard = dom.shards[self.shard_of(aor)].lock();
+        Ok(shard.records.get(aor).and_then(|r| r.kv.get(key)).cloned())
+    }
+
     /// Deletes an AoR and all its contacts (OpenSIPS `delete_urecord`); false when it had
     /// none.
     pub fn delete_aor(&self, d: DomainId, aor: &str, now: i64) -> Result<bool, UsrlocError> {
@@ -701,6 +755,72 @@ impl Usrloc {
                 self.flush_domain(dom);
             }
         }
+    }
+
+    /// `ul_sync`: rewrites the table (or one AoR's rows) from memory — deletes the rows and
+    /// queues an insert of every in-memory contact. False when the AoR has no record.
+    /// Only in write-through and write-back modes (`Err` otherwise).
+    pub fn sync(&self, d: DomainId, aor: Option<&str>) -> Result<bool, UsrlocError> {
+        let dom = self.dom(d)?;
+        let Some(w) = &self.writer else {
+            return Err(UsrlocError::NotSupported(
+                "ul_sync needs the write-through or write-back mode",
+            ));
+        };
+        let sync_rec = |aor: &str, rec: &mut Record| {
+            for (c, st) in rec.contacts.iter().zip(rec.states.iter_mut()) {
+                w.submit(persist::insert_op(self, &dom.name, aor, c));
+                *st = CState::Sync;
+            }
+        };
+        match aor {
+            Some(aor) => {
+                let mut shard = dom.shards[self.shard_of(aor)].lock();
+                let Some(rec) = shard.records.get_mut(aor) else {
+                    return Ok(false);
+                };
+                for op in persist::delete_aor_ops(self, &dom.name, aor) {
+                    w.submit(op);
+                }
+                sync_rec(aor, rec);
+            }
+            None => {
+                dom.pending_deletes.lock().clear();
+                w.submit(sipox_db::WriteOp::Delete {
+                    table: dom.name.clone(),
+                    conds: Vec::new(),
+                });
+                for s in dom.shards.iter() {
+                    let mut shard = s.lock();
+                    for (aor, rec) in shard.records.iter_mut() {
+                        sync_rec(aor, rec);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The write-back states of an AoR's contacts (`"CS_NEW"`, `"CS_SYNC"`, `"CS_DIRTY"`),
+    /// in record order, for MI dumps.
+    pub fn contact_states(&self, d: DomainId, aor: &str) -> Vec<&'static str> {
+        let Ok(dom) = self.dom(d) else {
+            return Vec::new();
+        };
+        if !self.params.mode.has_memory() {
+            return Vec::new();
+        }
+        let shard = dom.shards[self.shard_of(aor)].lock();
+        shard.records.get(aor).map_or_else(Vec::new, |r| {
+            r.states
+                .iter()
+                .map(|s| match s {
+                    CState::New => "CS_NEW",
+                    CState::Sync => "CS_SYNC",
+                    CState::Dirty => "CS_DIRTY",
+                })
+                .collect()
+        })
     }
 
     /// Write-back: queues every dirty contact and pending delete to the database now

@@ -226,6 +226,20 @@ pub(crate) fn update_op(ul: &Usrloc, table: &str, aor: &str, c: &Contact) -> Wri
     }
 }
 
+/// `DELETE` of every row of an AoR.
+pub(crate) fn delete_aor_ops(ul: &Usrloc, table: &str, aor: &str) -> Vec<WriteOp> {
+    let cols = &ul.params.columns;
+    let (user, domain) = split_aor(ul, aor);
+    let mut conds = vec![(cols.user.clone(), Op::Eq, Value::Str(user.to_owned()))];
+    if let Some(d) = domain {
+        conds.push((cols.domain.clone(), Op::Eq, Value::Str(d.to_owned())));
+    }
+    vec![WriteOp::Delete {
+        table: table.to_owned(),
+        conds,
+    }]
+}
+
 /// `DELETE` of a contact by its id.
 pub(crate) fn delete_op(ul: &Usrloc, table: &str, contact_id: u64) -> WriteOp {
     WriteOp::Delete {

@@ -5,4 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod db;
+mod mi;
+mod script;
 mod store;

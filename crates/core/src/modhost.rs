@@ -117,11 +117,80 @@ pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
     let mut host = ModHost::default();
     // Module constructors go here, in dependency order:
     // --- usrloc ---
+    if cx.loads("usrloc") {
+        let mut p = sipox_mod_usrloc::Params::from_modparams(&cx.modparams("usrloc"))
+            .map_err(|e| e.to_string())?;
+        if p.db_url.is_none() {
+            p.db_url = cx.ast.items.iter().rev().find_map(|i| match i {
+                Item::Param(g) if g.name == "db_default_url" => match &g.value {
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                },
+                _ => None,
+            });
+        }
+        let ul = Arc::new(sipox_mod_usrloc::Usrloc::new(p).map_err(|e| e.to_string())?);
+        let log = Arc::clone(&cx.log);
+        ul.set_log(Arc::new(move |l, t| log(l, t)));
+        let ev = Arc::clone(&cx.events);
+        ul.set_event_sink(Arc::new(move |name, params| ev(name, params)));
+        ul.attach_stats(Arc::clone(cx.stats));
+        ul.start_timer().map_err(|e| e.to_string())?;
+        host.instances.insert(Arc::clone(&ul));
+        let mi_ul = Arc::clone(&ul);
+        host.on_mi(move |mi| {
+            mi.provide(Arc::clone(&mi_ul));
+            mi.register_all(&sipox_mod_usrloc::mi::CMDS)
+                .map_err(|e| e.to_string())
+        });
+        host.on_stop(move || ul.shutdown(std::time::Duration::from_secs(10)));
+    }
     // --- registrar ---
     // --- auth ---
+    let auth = if cx.loads("auth") {
+        let a = sipox_mod_auth::Auth::from_modparams(&cx.modparams("auth"), fill_random)?;
+        host.instances.insert(Arc::clone(&a));
+        Some(a)
+    } else {
+        None
+    };
     // --- auth_db ---
+    if cx.loads("auth_db") {
+        let a = auth.ok_or("auth_db needs the auth module (loadmodule \"auth.so\")")?;
+        let default_url = cx.ast.items.iter().rev().find_map(|i| match i {
+            Item::Param(p) if p.name == "db_default_url" => match &p.value {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        });
+        let m = sipox_mod_auth::AuthDb::from_modparams(
+            &cx.modparams("auth_db"),
+            default_url.as_deref(),
+            a,
+        )?;
+        host.instances.insert(m);
+    }
     let _ = cx;
     Ok(host)
+}
+
+/// Fills `b` from the operating system's random source (start-up only: a module's default
+/// secret), falling back to the standard library's randomly keyed hasher.
+fn fill_random(b: &mut [u8]) {
+    use std::hash::{BuildHasher, Hasher};
+    use std::io::Read;
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(b))
+        .is_ok();
+    if !ok {
+        for (i, chunk) in b.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            let v = h.finish().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -194,6 +194,8 @@ pub fn registry() -> Registry {
     let mut r = Registry::standard();
     crate::fns::register(&mut r);
     crate::tm::register(&mut r);
+    sipox_mod_usrloc::script::register(&mut r);
+    sipox_mod_auth::register(&mut r);
     r
 }
 

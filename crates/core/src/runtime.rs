@@ -195,7 +195,6 @@ pub fn registry() -> Registry {
     crate::fns::register(&mut r);
     crate::tm::register(&mut r);
     sipox_mod_usrloc::script::register(&mut r);
-    sipox_mod_auth::register(&mut r);
     r
 }
 

@@ -577,6 +577,58 @@ impl MsgCx {
         self.branches[..self.nbranches].iter()
     }
 
+    /// Appends a branch to the destination set (`append_branch()` with every field, as
+    /// registrar's `lookup()` forks).
+    pub fn append_branch(&mut self, uri: &[u8], duri: &[u8], path: &[u8], q: i32, flags: u64) {
+        let b = self.new_branch();
+        b.uri.extend_from_slice(uri);
+        b.duri.extend_from_slice(duri);
+        b.path.extend_from_slice(path);
+        b.q = q;
+        b.flags = flags;
+    }
+
+    /// Empties the destination set.
+    pub fn clear_branches(&mut self) {
+        self.nbranches = 0;
+    }
+
+    /// The message's path vector (Route set for the Request-URI branch, set by `lookup()`).
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+
+    /// Sets the message's path vector; empty resets it.
+    pub fn set_path(&mut self, path: &[u8]) {
+        self.path.clear();
+        self.path.extend_from_slice(path);
+    }
+
+    /// The Request-URI's q (thousandths, -1 unset).
+    pub fn ruri_q(&self) -> i32 {
+        self.ruri_q
+    }
+
+    /// Sets the Request-URI's q (thousandths, -1 unset).
+    pub fn set_ruri_q(&mut self, q: i32) {
+        self.ruri_q = q;
+    }
+
+    /// The message's branch flags (bit per `bflag` index).
+    pub fn bflags(&self) -> u64 {
+        self.bflags
+    }
+
+    /// Replaces the message's branch flags.
+    pub fn set_bflags(&mut self, flags: u64) {
+        self.bflags = flags;
+    }
+
+    /// True when message flag bit `bit` is set.
+    pub fn flag_bit_set(&self, bit: u32) -> bool {
+        bit < 64 && self.flags & (1 << bit) != 0
+    }
+
     /// Writes the message with every change applied (new Request-URI, header edits).
     pub fn write_message(&mut self, out: &mut Vec<u8>) -> Result<(), sipox_sip_msg::ParseError> {
         let Some(m) = self.msg.as_mut() else {

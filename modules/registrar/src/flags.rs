@@ -262,7 +262,9 @@ mod tests {
         assert_eq!(f.max_expires, Some(7200));
         assert_eq!(f.matching, Some(Matching::ContactCallid));
         assert_eq!(
-            parse_save_flags("matching-mode=<rinstance>").unwrap().matching,
+            parse_save_flags("matching-mode=<rinstance>")
+                .unwrap()
+                .matching,
             Some(Matching::Param("rinstance".into()))
         );
         assert_eq!(parse_save_flags("").unwrap(), SaveFlags::default());
@@ -286,7 +288,14 @@ mod tests {
 
     #[test]
     fn bad_save_flags() {
-        for s in ["no-such-flag", "max-contacts=x", "p9", "M<x", "matching-mode=7", "q"] {
+        for s in [
+            "no-such-flag",
+            "max-contacts=x",
+            "p9",
+            "M<x",
+            "matching-mode=7",
+            "q",
+        ] {
             assert!(parse_save_flags(s).is_err(), "{s} should fail");
         }
     }

@@ -15,3 +15,8 @@ pub mod request;
 
 pub use params::Params;
 pub use reply::RegError;
+pub mod engine;
+pub mod fns;
+
+pub use engine::{Registrar, SaveReply};
+pub use fns::register;

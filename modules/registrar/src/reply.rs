@@ -146,9 +146,7 @@ pub fn contact_header(
             && !b.instance.is_empty()
         {
             let pubg = aor::pub_gruu(g.aor, g.use_domain, g.host, g.port, b.instance);
-            let tmp = aor::temp_gruu(
-                g.now, g.aor, b.instance, b.callid, g.secret, g.host, g.port,
-            );
+            let tmp = aor::temp_gruu(g.now, g.aor, b.instance, b.callid, g.secret, g.host, g.port);
             let _ = write!(
                 out,
                 ";pub-gruu=\"{pubg}\";temp-gruu=\"{tmp}\";+sip.instance=\"{}\"",
@@ -194,17 +192,55 @@ mod tests {
     #[test]
     fn codes_reasons_infos() {
         let table = [
-            (RegError::StarExp, 400, "Bad Request", "* used in contact and expires is not zero"),
-            (RegError::StarCont, 400, "Bad Request", "* used in contact and more than 1 contact"),
+            (
+                RegError::StarExp,
+                400,
+                "Bad Request",
+                "* used in contact and expires is not zero",
+            ),
+            (
+                RegError::StarCont,
+                400,
+                "Bad Request",
+                "* used in contact and more than 1 contact",
+            ),
             (RegError::InvCseq, 400, "Bad Request", "Invalid CSeq number"),
-            (RegError::InvQ, 400, "Bad Request", "Invalid q param in contact"),
-            (RegError::TooMany, 503, "Service Unavailable", "Too many registered contacts"),
-            (RegError::PathUnsup, 420, "Bad Extension", "No support for found Path indicated"),
-            (RegError::AorLen, 500, "Server Internal Error", "Address Of Record too long"),
-            (RegError::AorParse, 400, "Bad Request", "Error while parsing AOR"),
+            (
+                RegError::InvQ,
+                400,
+                "Bad Request",
+                "Invalid q param in contact",
+            ),
+            (
+                RegError::TooMany,
+                503,
+                "Service Unavailable",
+                "Too many registered contacts",
+            ),
+            (
+                RegError::PathUnsup,
+                420,
+                "Bad Extension",
+                "No support for found Path indicated",
+            ),
+            (
+                RegError::AorLen,
+                500,
+                "Server Internal Error",
+                "Address Of Record too long",
+            ),
+            (
+                RegError::AorParse,
+                400,
+                "Bad Request",
+                "Error while parsing AOR",
+            ),
         ];
         for (e, code, reason, info) in table {
-            assert_eq!((e.code(), e.reason(), e.to_string().as_str()), (code, reason, info));
+            assert_eq!(
+                (e.code(), e.reason(), e.to_string().as_str()),
+                (code, reason, info)
+            );
         }
         let mut h = String::new();
         error_headers(&mut h, RegError::TooMany, 30);

@@ -285,9 +285,18 @@ mod tests {
             ("Contact: *\r\nExpires: 0\r\n", Ok(true)),
             ("Contact: *\r\n", Err(RegError::StarExp)),
             ("Contact: *\r\nExpires: 60\r\n", Err(RegError::StarExp)),
-            ("Contact: *, <sip:a@b>\r\nExpires: 0\r\n", Err(RegError::StarCont)),
-            ("Contact: <sip:a@b>\r\nContact: *\r\nExpires: 0\r\n", Err(RegError::StarCont)),
-            ("Contact: *\r\nContact: *\r\nExpires: 0\r\n", Err(RegError::StarCont)),
+            (
+                "Contact: *, <sip:a@b>\r\nExpires: 0\r\n",
+                Err(RegError::StarCont),
+            ),
+            (
+                "Contact: <sip:a@b>\r\nContact: *\r\nExpires: 0\r\n",
+                Err(RegError::StarCont),
+            ),
+            (
+                "Contact: *\r\nContact: *\r\nExpires: 0\r\n",
+                Err(RegError::StarCont),
+            ),
         ];
         for (hdrs, want) in table {
             assert_eq!(parse(hdrs).map(|r| r.star), want, "{hdrs}");
@@ -298,7 +307,10 @@ mod tests {
 
     #[test]
     fn bad_contact_and_length() {
-        assert_eq!(parse("Contact: <sip:a@b\r\n").map(|_| ()), Err(RegError::ParseCont));
+        assert_eq!(
+            parse("Contact: <sip:a@b\r\n").map(|_| ()),
+            Err(RegError::ParseCont)
+        );
         let long = format!("Contact: <sip:{}@b>\r\n", "x".repeat(300));
         assert_eq!(parse(&long).map(|_| ()), Err(RegError::ContactLen));
     }
@@ -316,10 +328,10 @@ mod tests {
             (None, None, 3600),            // then default_expires
             (Some("0"), Some(100), 0),     // 0 removes
             (None, Some(0), 0),
-            (Some("10"), None, 60),      // raised to min_expires
-            (Some("99999"), None, 7200), // lowered to max_expires
+            (Some("10"), None, 60),       // raised to min_expires
+            (Some("99999"), None, 7200),  // lowered to max_expires
             (Some("abc"), Some(5), 3600), // bad param: default
-            (Some(""), Some(120), 120),  // empty param: header
+            (Some(""), Some(120), 120),   // empty param: header
         ];
         for (param, hdr, want) in table {
             assert_eq!(contact_expires(param, hdr, l), want, "{param:?} {hdr:?}");

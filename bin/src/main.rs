@@ -399,6 +399,12 @@ Commands:
                             with their indexes and rows in the version table; existing tables
                             are kept (only their version rows are rewritten)
     check URL               Show each known table's version against the one sipox expects
+    user add URL user@domain password
+                            Add a subscriber (plain password and its MD5, SHA-256 and
+                            SHA-512-256 HA1s, as opensips-cli's `user add` does)
+    user passwd URL user@domain password
+                            Change a subscriber's password (and HA1s)
+    user rm URL user@domain Remove a subscriber
     help                    This help message
 URL: sqlite:///path/file.db (the file is created), postgres://user:pass@host[:port]/db,
      mysql://user:pass@host[:port]/db (tables go in that existing database), text:///dir
@@ -476,8 +482,92 @@ fn db_command(args: &[String]) -> ExitCode {
                 ExitCode::from(1)
             }
         }
+        Some("user") => user_command(&args[1..]).unwrap_or_else(fail),
         Some(other) => fail(format!("unknown command '{other}' (see 'sipox db help')")),
     }
+}
+
+/// The subscriber columns for `user@domain` with `password`: plain text and the HA1 of
+/// every algorithm family (realm = domain, as OpenSIPS's tools compute them).
+fn subscriber_secrets(user: &str, domain: &str, password: &str) -> [(&'static str, String); 4] {
+    use sipox_digest::{Algorithm, ha1};
+    let h = |a| ha1(a, user.as_bytes(), domain.as_bytes(), password.as_bytes());
+    [
+        ("password", password.to_owned()),
+        ("ha1", h(Algorithm::Md5).as_str().to_owned()),
+        ("ha1_sha256", h(Algorithm::Sha256).as_str().to_owned()),
+        (
+            "ha1_sha512t256",
+            h(Algorithm::Sha512_256).as_str().to_owned(),
+        ),
+    ]
+}
+
+/// `sipox db user add|passwd|rm URL user@domain [password]`.
+fn user_command(args: &[String]) -> Result<ExitCode, String> {
+    let usage =
+        "usage: sipox db user add|passwd URL user@domain password | user rm URL user@domain";
+    let (Some(cmd), Some(url), Some(who)) = (args.first(), args.get(1), args.get(2)) else {
+        return Err(usage.into());
+    };
+    let Some((user, domain)) = who
+        .split_once('@')
+        .filter(|(u, d)| !u.is_empty() && !d.is_empty())
+    else {
+        return Err(format!("'{who}' is not user@domain"));
+    };
+    let shown = masked(url);
+    let db =
+        sipox_db::connect(url).map_err(|e| format!("{shown}: {}", mask_in(&e.to_string(), url)))?;
+    let err = |e: sipox_db::DbError| format!("{shown}: {}", mask_in(&e.to_string(), url));
+    let key = [
+        sipox_db::Cond::eq("username", user),
+        sipox_db::Cond::eq("domain", domain),
+    ];
+    let exists = !db
+        .select(&sipox_db::Select {
+            table: "subscriber",
+            columns: &["username"],
+            conds: key.to_vec(),
+            ..sipox_db::Select::default()
+        })
+        .map_err(err)?
+        .is_empty();
+    match (cmd.as_str(), args.get(3)) {
+        ("add", Some(pw)) if args.len() == 4 => {
+            if exists {
+                return Err(format!("{who} already exists in {shown}"));
+            }
+            let secrets = subscriber_secrets(user, domain, pw);
+            let mut cols = vec!["username", "domain"];
+            let mut vals = vec![sipox_db::Value::from(user), sipox_db::Value::from(domain)];
+            for (c, v) in secrets {
+                cols.push(c);
+                vals.push(v.into());
+            }
+            db.insert("subscriber", &cols, &vals).map_err(err)?;
+            println!("added {who} to {shown}");
+        }
+        ("passwd", Some(pw)) if args.len() == 4 => {
+            if !exists {
+                return Err(format!("{who} does not exist in {shown}"));
+            }
+            let secrets = subscriber_secrets(user, domain, pw);
+            let cols: Vec<&str> = secrets.iter().map(|(c, _)| *c).collect();
+            let vals: Vec<sipox_db::Value> = secrets.into_iter().map(|(_, v)| v.into()).collect();
+            db.update("subscriber", &key, &cols, &vals).map_err(err)?;
+            println!("changed the password of {who} in {shown}");
+        }
+        ("rm", None) => {
+            if !exists {
+                return Err(format!("{who} does not exist in {shown}"));
+            }
+            db.delete("subscriber", &key).map_err(err)?;
+            println!("removed {who} from {shown}");
+        }
+        _ => return Err(usage.into()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The URL with its password masked (as given when it does not parse).

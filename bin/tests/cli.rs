@@ -473,3 +473,56 @@ fn db_usage_and_errors() {
     assert!(out.contains("bad database URL"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn db_user_add_passwd_rm() {
+    use sipox_db::{Cond, Select};
+    let dir = db_dir("user");
+    let url = format!("sqlite://{}", dir.join("u.db").display());
+    assert_eq!(sipox(&["db", "create", &url, "subscriber"]).0, 0);
+    let (code, out) = sipox(&["db", "user", "add", &url, "alice@example.com", "secret"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("added alice@example.com"), "{out}");
+    // adding twice is refused
+    let (code, out) = sipox(&["db", "user", "add", &url, "alice@example.com", "x"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("already exists"), "{out}");
+    let db = sipox_db::connect(&url).unwrap();
+    let row = |db: &dyn sipox_db::Db| {
+        let r = db
+            .select(&Select {
+                table: "subscriber",
+                columns: &["password", "ha1", "ha1_sha256", "ha1_sha512t256"],
+                conds: vec![
+                    Cond::eq("username", "alice"),
+                    Cond::eq("domain", "example.com"),
+                ],
+                ..Select::default()
+            })
+            .unwrap();
+        assert_eq!(r.len(), 1);
+        r.rows[0]
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let r = row(db.as_ref());
+    assert_eq!(r[0], "secret");
+    // MD5("alice:example.com:secret"), computed independently (Python hashlib)
+    assert_eq!(r[1], "b1726872c344b6dc8365b774f8fd6412");
+    assert_eq!(r[2].len(), 64);
+    assert_eq!(r[3].len(), 64);
+    let (code, out) = sipox(&["db", "user", "passwd", &url, "alice@example.com", "other"]);
+    assert_eq!(code, 0, "{out}");
+    let r2 = row(db.as_ref());
+    assert_eq!(r2[0], "other");
+    assert_ne!(r2[1], r[1]);
+    let (code, out) = sipox(&["db", "user", "rm", &url, "alice@example.com"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = sipox(&["db", "user", "rm", &url, "alice@example.com"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not exist"), "{out}");
+    let (code, out) = sipox(&["db", "user", "add", &url, "nodomain", "pw"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not user@domain"), "{out}");
+}

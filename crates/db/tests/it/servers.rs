@@ -93,6 +93,14 @@ fn postgres_types() {
     // raw() answers text.
     let r = db.raw("SELECT i4, b FROM ty").unwrap();
     assert_eq!(r.rows, vec![vec![Value::from("42"), Value::from("t")]]);
+    // A call that outlasts the timeout (10 s) fails retryably; the pool still answers.
+    let e = db.raw("SELECT pg_sleep(12)").unwrap_err();
+    assert!(matches!(e, DbError::Timeout(10_000)), "{e:?}");
+    assert!(e.is_retryable());
+    assert_eq!(
+        db.raw("SELECT 1 AS one").unwrap().rows,
+        vec![vec![Value::from("1")]]
+    );
     // Cached statements follow a table redefined by raw DDL.
     db.raw("DROP TABLE ty").unwrap();
     db.raw("CREATE TABLE ty (i4 TEXT)").unwrap();

@@ -146,6 +146,15 @@ pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
         host.on_stop(move || ul.shutdown(std::time::Duration::from_secs(10)));
     }
     // --- registrar ---
+    if cx.loads("registrar") {
+        let ul = host
+            .instances
+            .get::<sipox_mod_usrloc::Usrloc>()
+            .ok_or("registrar needs the usrloc module (loadmodule \"usrloc.so\")")?;
+        let p = sipox_mod_registrar::Params::from_modparams(&cx.modparams("registrar"))?;
+        let reg = sipox_mod_registrar::Registrar::with_stats(p, ul, cx.stats)?;
+        host.instances.insert(Arc::new(reg));
+    }
     // --- auth ---
     // --- auth_db ---
     let _ = cx;

@@ -103,7 +103,10 @@ impl PgServer {
             .args(["-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"])
             .args(["--auth-local=trust", "--auth-host=scram-sha-256"]);
         ok_or_die(run(&mut init), "initdb");
-        ok_or_die(s.start_server(), "pg_ctl start");
+        ok_or_die(
+            first_start(&mut s, |s| &mut s.port, Self::start_server),
+            "pg_ctl start",
+        );
         let mut psql = s.cmd("psql");
         psql.arg("-h")
             .arg(s.dir.path())
@@ -251,7 +254,10 @@ impl MariaDbServer {
             c.arg("--user=root");
         }
         ok_or_die(run(&mut c), "mariadb-install-db");
-        ok_or_die(s.start_server(), "mariadbd start");
+        ok_or_die(
+            first_start(&mut s, |s| &mut s.port, Self::start_server),
+            "mariadbd start",
+        );
         let sql = format!(
             "CREATE DATABASE {DB_NAME}; \
              CREATE USER '{DB_USER}'@'%' IDENTIFIED BY '{DB_PASSWORD}'; \
@@ -377,6 +383,27 @@ impl Drop for MariaDbServer {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts a server the first time: when the port picked turned out to be taken meanwhile
+/// (another test's server got it first), picks another one, up to three times.
+fn first_start<S>(
+    s: &mut S,
+    port: fn(&mut S) -> &mut u16,
+    start: fn(&mut S) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match start(s) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.contains("already in use") || e.contains("Bind on TCP/IP port") => {
+                last = e;
+                *port(s) = free_port();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

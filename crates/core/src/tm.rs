@@ -691,12 +691,18 @@ impl Tm {
 
     /// Forks the current request to its destination set as branches of `sk`.
     fn relay(&self, rt: &Runtime, cx: &mut MsgCx, i: usize, sk: ServerKey, failure: bool) -> i32 {
-        let mut targets: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        // (R-URI, destination, path) per branch; a path (from registrar's lookup) becomes
+        // Route headers of that branch, RFC 3327.
+        let mut targets: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
         if !failure || cx.new_ruri().is_some() || !cx.dst_uri().is_empty() {
-            targets.push((cx.ruri().to_vec(), cx.dst_uri().to_vec()));
+            targets.push((
+                cx.ruri().to_vec(),
+                cx.dst_uri().to_vec(),
+                cx.path().to_vec(),
+            ));
         }
         for b in cx.branches() {
-            targets.push((b.uri.clone(), b.duri.clone()));
+            targets.push((b.uri.clone(), b.duri.clone(), b.path.clone()));
         }
         let (src, rr_saved) = {
             let g = self.shard(i).lock();
@@ -710,16 +716,20 @@ impl Tm {
         }
         let mut ret = -3;
         let mut sent = false;
-        for (uri, duri) in targets {
+        for (uri, duri, path) in targets {
             let id = self.new_branch_id(i);
-            let (bytes, peer, rr) =
-                match build_branch(rt, cx, &src, &uri, &duri, &id, rr_saved.as_deref()) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        ret = e;
-                        continue;
-                    }
-                };
+            let b = BranchTarget {
+                uri: &uri,
+                duri: &duri,
+                path: &path,
+            };
+            let (bytes, peer, rr) = match build_branch(rt, cx, &src, &b, &id, rr_saved.as_deref()) {
+                Ok(x) => x,
+                Err(e) => {
+                    ret = e;
+                    continue;
+                }
+            };
             let r = {
                 let mut g = self.shard(i).lock();
                 let sh = &mut *g;
@@ -773,12 +783,20 @@ fn build_branch(
     rt: &Runtime,
     cx: &mut MsgCx,
     src: &Source,
-    uri: &[u8],
-    duri: &[u8],
+    target: &BranchTarget<'_>,
     branch: &str,
     rr_saved: Option<&[u8]>,
 ) -> Result<(Bytes, Peer, Option<Vec<u8>>), i32> {
-    let dest = if duri.is_empty() { uri } else { duri };
+    let (uri, duri, path) = (target.uri, target.duri, target.path);
+    // Without an explicit destination, a path's first hop is where the request goes.
+    let first_hop = first_path_uri(path);
+    let dest = if !duri.is_empty() {
+        duri
+    } else if let Some(h) = first_hop {
+        h
+    } else {
+        uri
+    };
     let u = sipox_sip_msg::uri(dest).map_err(|_| -4)?;
     let target = sipox_proxy::request_target(&u).map_err(|_| -4)?;
     let (addr, transport) = match target.socket_addr() {
@@ -808,6 +826,13 @@ fn build_branch(
         crate::rr::insert_record_route(msg, lines.clone());
     }
     msg.push_via(via.as_bytes());
+    if !path.is_empty() {
+        // Path entries go first in the route set, ahead of any Route the request carries.
+        match msg.header(sipox_sip_msg::HeaderKind::Route).copied() {
+            Some(h) => msg.insert_header_before(&h, b"Route", path),
+            None => msg.append_header(b"Route", path),
+        }
+    }
     if msg.ruri_raw() != uri {
         msg.set_ruri(Bytes::copy_from_slice(uri));
     }
@@ -818,6 +843,21 @@ fn build_branch(
         return Err(-2);
     }
     Ok((Bytes::from(out), Peer { transport, addr }, rr))
+}
+
+/// Where one branch goes: its R-URI, destination URI (`$du`, may be empty) and path vector
+/// (comma-separated `<uri>` entries, may be empty).
+struct BranchTarget<'a> {
+    uri: &'a [u8],
+    duri: &'a [u8],
+    path: &'a [u8],
+}
+
+/// The URI of the first entry of a path vector (`<sip:a;lr>,<sip:b;lr>` → `sip:a;lr`).
+fn first_path_uri(path: &[u8]) -> Option<&[u8]> {
+    let start = path.iter().position(|&c| c == b'<')? + 1;
+    let len = path[start..].iter().position(|&c| c == b'>')?;
+    Some(&path[start..start + len]).filter(|u| !u.is_empty())
 }
 
 /// Dispatches the transaction events the script's calls produced on this thread; the

@@ -173,6 +173,47 @@ CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
 }
 
 #[test]
+fn registrar_path_becomes_the_route_set_of_the_call() {
+    // RFC 3327: a binding saved with Path is reached through that path: the request goes to
+    // the first Path hop, with the path as Route headers and the contact as R-URI.
+    let (_s, addr) = start(CFG);
+    let edge = udp();
+    let ep = edge.local_addr().unwrap().port();
+    let c = udp();
+    let p = c.local_addr().unwrap().port();
+    let r = ask(
+        &c,
+        addr,
+        &register(
+            p,
+            1,
+            "reg-path",
+            &format!(
+                "X-Flags: path-lazy\r\nSupported: path\r\n\
+                 Path: <sip:edge@127.0.0.1:{ep};lr>\r\n\
+                 Contact: <sip:alice@192.0.2.7:5070>\r\n"
+            ),
+        ),
+    );
+    assert_eq!(r.status(), Some(200));
+    let inv = format!(
+        "INVITE sip:alice@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKipath;rport\r\nMax-Forwards: 70\r\n\
+From: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: path-1\r\n\
+CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    c.send_to(inv.as_bytes(), addr).unwrap();
+    let got = recv(&edge);
+    assert_eq!(got.method_bytes(), b"INVITE");
+    assert_eq!(got.ruri_raw(), b"sip:alice@192.0.2.7:5070");
+    let routes: Vec<&[u8]> = got
+        .headers_of(HeaderKind::Route)
+        .map(|h| got.value(h))
+        .collect();
+    assert_eq!(routes, [format!("<sip:edge@127.0.0.1:{ep};lr>").as_bytes()]);
+}
+
+#[test]
 #[ignore = "sipsak -U does not complete against sipox yet (hangs ~35 s with no output); not diagnosed"]
 fn registrar_sipsak_usrloc_self_test() {
     if !super::sipp::have("sipsak") {

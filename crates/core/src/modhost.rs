@@ -156,9 +156,50 @@ pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
         host.instances.insert(Arc::new(reg));
     }
     // --- auth ---
+    let auth = if cx.loads("auth") {
+        let a = sipox_mod_auth::Auth::from_modparams(&cx.modparams("auth"), fill_random)?;
+        host.instances.insert(Arc::clone(&a));
+        Some(a)
+    } else {
+        None
+    };
     // --- auth_db ---
+    if cx.loads("auth_db") {
+        let a = auth.ok_or("auth_db needs the auth module (loadmodule \"auth.so\")")?;
+        let default_url = cx.ast.items.iter().rev().find_map(|i| match i {
+            Item::Param(p) if p.name == "db_default_url" => match &p.value {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        });
+        let m = sipox_mod_auth::AuthDb::from_modparams(
+            &cx.modparams("auth_db"),
+            default_url.as_deref(),
+            a,
+        )?;
+        host.instances.insert(m);
+    }
     let _ = cx;
     Ok(host)
+}
+
+/// Fills `b` from the operating system's random source (start-up only: a module's default
+/// secret), falling back to the standard library's randomly keyed hasher.
+fn fill_random(b: &mut [u8]) {
+    use std::hash::{BuildHasher, Hasher};
+    use std::io::Read;
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(b))
+        .is_ok();
+    if !ok {
+        for (i, chunk) in b.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            let v = h.finish().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! plain UDP/TCP sockets act as the user agents on either side.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod auth;
 mod mi;
 mod registrar;
 mod rr;

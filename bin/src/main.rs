@@ -194,7 +194,10 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             &parsed.ast,
             &parsed.sources,
             &sipox_core::registry(),
-            &CompileOptions::default(),
+            &CompileOptions {
+                check_only: true,
+                ..CompileOptions::default()
+            },
         );
         diags.extend(c.diagnostics);
         program = c.program;

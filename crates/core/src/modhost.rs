@@ -115,6 +115,9 @@ impl ModHost {
 pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
     #[allow(unused_mut)]
     let mut host = ModHost::default();
+    let log = Arc::clone(&cx.log);
+    sipox_db::set_log_sink(Arc::new(move |l, t| log(l, &format!("db: {t}"))));
+    create_embedded_databases(cx)?;
     // Module constructors go here, in dependency order:
     // --- usrloc ---
     if cx.loads("usrloc") {
@@ -200,6 +203,48 @@ fn fill_random(b: &mut [u8]) {
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
+}
+
+/// The embedded default: a `sqlite://` database the configuration names (`db_default_url`
+/// or a module's `db_url`) that does not exist yet is created with the OpenSIPS 3.5 schema,
+/// so a fresh install starts without a set-up step. Existing files are never touched.
+fn create_embedded_databases(cx: &InitCx<'_>) -> Result<(), String> {
+    let mut urls: Vec<String> = Vec::new();
+    for i in &cx.ast.items {
+        let url = match i {
+            Item::Param(p) if p.name == "db_default_url" => &p.value,
+            Item::ModParam(mp) if mp.param == "db_url" => &mp.value,
+            _ => continue,
+        };
+        if let Value::Str(u) = url
+            && !urls.contains(u)
+        {
+            urls.push(u.clone());
+        }
+    }
+    for url in urls {
+        let Ok(u) = sipox_db::DbUrl::parse(&url) else {
+            continue;
+        };
+        let path = std::path::Path::new(&u.database);
+        if u.scheme != "sqlite" || u.database == ":memory:" || path.exists() {
+            continue;
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        sipox_db::schema::create(&url, &[])
+            .map_err(|e| format!("cannot create the database {}: {e}", u.masked()))?;
+        (cx.log)(
+            2,
+            &format!(
+                "created {} with the OpenSIPS 3.5 schema (add users with `sipox db user add`)",
+                u.masked()
+            ),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -195,8 +195,8 @@ pub fn registry() -> Registry {
     crate::fns::register(&mut r);
     crate::tm::register(&mut r);
     sipox_mod_usrloc::script::register(&mut r);
-    sipox_mod_auth::register(&mut r);
     sipox_mod_registrar::register(&mut r);
+    sipox_mod_auth::register(&mut r);
     r
 }
 

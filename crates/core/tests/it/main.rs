@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod auth;
+mod baresip;
 mod mi;
 mod registrar;
 mod rr;

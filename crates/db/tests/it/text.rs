@@ -166,7 +166,10 @@ fn operators_order_limit() {
         ["bob"]
     );
     assert_eq!(names(db, l, vec![c("methods", Op::Lt, 100i64)]), ["bob"]);
-    assert_eq!(names(db, l, vec![c("q", Op::Gt, Value::Double(0.75))]), ["alice"]);
+    assert_eq!(
+        names(db, l, vec![c("q", Op::Gt, Value::Double(0.75))]),
+        ["alice"]
+    );
     assert_eq!(
         names(db, l, vec![c("expires", Op::Gt, 1_700_000_050i64)]),
         ["bob"]

@@ -78,6 +78,7 @@ fn harness(cfg: &str, auth: &[(&str, Value)], db: Option<(&[(&str, Value)], &str
         &CompileOptions {
             log_level: None,
             instances: inst,
+            ..CompileOptions::default()
         },
     );
     let prog = c.program.unwrap_or_else(|| {
@@ -655,6 +656,7 @@ fn table_version_is_checked_at_load() {
         &CompileOptions {
             log_level: None,
             instances: inst.clone(),
+            ..CompileOptions::default()
         },
     );
     assert!(c.program.is_none());
@@ -683,6 +685,7 @@ fn table_version_is_checked_at_load() {
         &CompileOptions {
             log_level: None,
             instances: inst,
+            ..CompileOptions::default()
         },
     );
     assert!(c.program.is_some());

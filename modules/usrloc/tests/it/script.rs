@@ -46,6 +46,7 @@ fn kv_functions() {
         &CompileOptions {
             log_level: None,
             instances: inst,
+            ..CompileOptions::default()
         },
     );
     let prog = c.program.unwrap_or_else(|| panic!("{:?}", c.diagnostics));

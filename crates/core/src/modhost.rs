@@ -135,8 +135,11 @@ pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
         let ul = Arc::new(sipox_mod_usrloc::Usrloc::new(p).map_err(|e| e.to_string())?);
         let log = Arc::clone(&cx.log);
         ul.set_log(Arc::new(move |l, t| log(l, t)));
-        let ev = Arc::clone(&cx.events);
-        ul.set_event_sink(Arc::new(move |name, params| ev(name, params)));
+        // Only a script with E_UL_* event routes pays for building and queueing the events.
+        if has_event_routes(cx.ast, "E_UL_") {
+            let ev = Arc::clone(&cx.events);
+            ul.set_event_sink(Arc::new(move |name, params| ev(name, params)));
+        }
         ul.attach_stats(Arc::clone(cx.stats));
         ul.start_timer().map_err(|e| e.to_string())?;
         host.instances.insert(Arc::clone(&ul));
@@ -203,6 +206,14 @@ fn fill_random(b: &mut [u8]) {
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
+}
+
+/// True when the configuration has an `event_route` whose name starts with `prefix`.
+fn has_event_routes(ast: &Config, prefix: &str) -> bool {
+    ast.items.iter().any(|i| {
+        matches!(i, Item::Route(r) if r.kind == sipox_cfg_syntax::RouteKind::Event
+            && r.name.as_deref().is_some_and(|n| n.trim().starts_with(prefix)))
+    })
 }
 
 /// The embedded default: a `sqlite://` database the configuration names (`db_default_url`

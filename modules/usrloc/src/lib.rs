@@ -656,11 +656,15 @@ impl Usrloc {
             let empty = rec.contacts.is_empty();
             if !existed && !empty {
                 dom.users.fetch_add(1, Ordering::Relaxed);
-                evs.insert(0, events::aor(events::E_UL_AOR_INSERT, &dom.name, aor));
+                if self.wants_events() {
+                    evs.insert(0, events::aor(events::E_UL_AOR_INSERT, &dom.name, aor));
+                }
             }
             if existed && empty {
                 sub(&dom.users, 1);
-                evs.push(events::aor(events::E_UL_AOR_DELETE, &dom.name, aor));
+                if self.wants_events() {
+                    evs.push(events::aor(events::E_UL_AOR_DELETE, &dom.name, aor));
+                }
             }
             if !empty && self.params.mode.has_memory() {
                 shard.records.insert(aor.to_owned(), rec);
@@ -982,33 +986,41 @@ impl Usrloc {
         changes: &[Change],
         evs: &mut Vec<(&'static str, Vec<(String, String)>)>,
     ) {
+        // Events are built only when someone listens (an event_route in the script).
+        let want = self.wants_events();
         for ch in changes {
             match ch {
                 Change::Insert(c) => {
                     dom.contacts.fetch_add(1, Ordering::Relaxed);
-                    evs.push(events::contact(
-                        events::E_UL_CONTACT_INSERT,
-                        &dom.name,
-                        aor,
-                        c,
-                    ));
+                    if want {
+                        evs.push(events::contact(
+                            events::E_UL_CONTACT_INSERT,
+                            &dom.name,
+                            aor,
+                            c,
+                        ));
+                    }
                 }
                 Change::Update(c) => {
-                    evs.push(events::contact(
-                        events::E_UL_CONTACT_UPDATE,
-                        &dom.name,
-                        aor,
-                        c,
-                    ));
+                    if want {
+                        evs.push(events::contact(
+                            events::E_UL_CONTACT_UPDATE,
+                            &dom.name,
+                            aor,
+                            c,
+                        ));
+                    }
                 }
                 Change::Delete(c, _) => {
                     sub(&dom.contacts, 1);
-                    evs.push(events::contact(
-                        events::E_UL_CONTACT_DELETE,
-                        &dom.name,
-                        aor,
-                        c,
-                    ));
+                    if want {
+                        evs.push(events::contact(
+                            events::E_UL_CONTACT_DELETE,
+                            &dom.name,
+                            aor,
+                            c,
+                        ));
+                    }
                 }
             }
             match self.params.mode {
@@ -1035,6 +1047,11 @@ impl Usrloc {
                 }
             }
         }
+    }
+
+    /// True when an event sink is installed (the script has E_UL_* event routes).
+    fn wants_events(&self) -> bool {
+        self.events.read().is_some()
     }
 
     fn raise(&self, evs: Vec<(&'static str, Vec<(String, String)>)>) {

@@ -621,15 +621,16 @@ impl Usrloc {
         let mut evs = Vec::new();
         let out = {
             let mut shard = dom.shards[idx].lock();
-            let (mut rec, existed) = if self.params.mode.has_memory() {
-                match shard.records.remove(aor) {
-                    Some(r) => (r, true),
-                    None => (Record::default(), false),
+            // The key String is kept and put back: a refresh allocates no new key.
+            let (mut rec, existed, key) = if self.params.mode.has_memory() {
+                match shard.records.remove_entry(aor) {
+                    Some((k, r)) => (r, true, Some(k)),
+                    None => (Record::default(), false, None),
                 }
             } else {
                 let r = persist::select_record(self, self.db_ref()?, &dom.name, aor)?;
                 let e = !r.contacts.is_empty();
-                (r, e)
+                (r, e, None)
             };
             if !existed && rec.label == 0 {
                 rec.label = if self.params.mode.has_memory() {
@@ -667,7 +668,9 @@ impl Usrloc {
                 }
             }
             if !empty && self.params.mode.has_memory() {
-                shard.records.insert(aor.to_owned(), rec);
+                shard
+                    .records
+                    .insert(key.unwrap_or_else(|| aor.to_owned()), rec);
             }
             out
         };

@@ -4,6 +4,7 @@
 
 mod auth;
 mod baresip;
+mod events;
 mod mi;
 mod registrar;
 mod rr;

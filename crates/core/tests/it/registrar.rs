@@ -1,9 +1,11 @@
 //! The registrar end to end: REGISTER over UDP (bind, refresh, fetch, `Contact: *`, the
 //! RFC 3261 §10.3 error cases), `lookup("location")` + `t_relay()` reaching the registered UA,
-//! and `sipsak -U` (register, query, remove) when sipsak is installed.
+//! `sipsak -U` when sipsak is installed, and 2000 SIPp REGISTERs checked against the MI
+//! statistics and `ul_dump`.
 
 use std::net::UdpSocket;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::{recv, start, udp};
 use sipox_sip_msg::{HeaderKind, SipMsg};
@@ -213,24 +215,164 @@ CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
     assert_eq!(routes, [format!("<sip:edge@127.0.0.1:{ep};lr>").as_bytes()]);
 }
 
+/// `sipsak -U` (usrloc mode, one user): REGISTER `sip:sipsak@…` with a Contact pointing at
+/// sipsak itself and `Expires: 120`, and it must get the 200 OK. It used to be ignored as
+/// hanging ~35 s (sipsak's retransmit-until-giving-up with no final reply); against the
+/// current server it completes in milliseconds. The only hang left is sipsak's own: with
+/// `-b`/`-e` (several users) sipsak 0.9.8.1 writes its second REGISTER over the first in one
+/// buffer (`User-AgeREGISTER sip:…` as a header line), which is not a SIP message, so no
+/// server (OpenSIPS included) answers it.
 #[test]
-#[ignore = "sipsak -U does not complete against sipox yet (hangs ~35 s with no output); not diagnosed"]
 fn registrar_sipsak_usrloc_self_test() {
     if !super::sipp::have("sipsak") {
         eprintln!("sipsak not installed: skipped");
         return;
     }
     let (_s, addr) = start(CFG);
-    // -U: register, query and remove bindings for the user, checking each 200 OK
-    let out = Command::new("sipsak")
-        .args(["-U", "-x", "120", "-vv", "-s"])
+    let mut child = Command::new("sipsak")
+        .args(["-U", "-x", "120", "-vv", "-i", "-s"])
         .arg(format!("sip:sipsak@127.0.0.1:{}", addr.port()))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // sipsak gives up only after ~35 s of retransmissions: fail fast instead
+    let deadline = Duration::from_secs(10);
+    let mut waited = Duration::ZERO;
+    while child.try_wait().unwrap().is_none() {
+        if waited >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "sipsak -U got no final reply in {deadline:?}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        waited += Duration::from_millis(20);
+    }
+    let out = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "sipsak -U failed: {text}");
+    assert!(
+        text.contains("All usrloc tests completed successful"),
+        "{text}"
+    );
+    // the binding sipsak made is there: a query REGISTER (no Contact) for sipsak lists it
+    let c = udp();
+    let p = c.local_addr().unwrap().port();
+    let q = String::from_utf8(register(p, 1, "sipsak-q", ""))
+        .unwrap()
+        .replace("alice", "sipsak");
+    let r = ask(&c, addr, q.as_bytes());
+    assert_eq!(r.status(), Some(200));
+    let got = contacts(&r);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("<sip:sipsak@127.0.0.1:"), "{got:?}");
+}
+
+fn mi_call(http: std::net::SocketAddr, method: &str, params: &str) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let body = format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{params},"id":1}}"#);
+    let mut t = std::net::TcpStream::connect(http).unwrap();
+    write!(
+        t,
+        "POST /mi HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    t.read_to_string(&mut reply).unwrap();
+    let json = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{method}: {e}: {reply}"));
+    v.get("result")
+        .cloned()
+        .unwrap_or_else(|| panic!("{method}: {reply}"))
+}
+
+/// SIPp (the benchmark's `uac_register.xml`, users from `users.csv`): 2000 REGISTERs of 2000
+/// different users at 500/s, every one answered 200; then the MI statistics and `ul_dump`
+/// agree: 2000 AoRs with one contact each, 2000 accepted registrations, none rejected.
+#[test]
+fn sipp_2000_registers_then_statistics_and_ul_dump_agree() {
+    if !super::sipp::have("sipp") {
+        return;
+    }
+    const N: usize = 2000;
+    let port = super::sipp::free_port(false);
+    let s = super::sipp::server(&format!(
+        "udp_workers = 2\nsocket = udp:127.0.0.1:{port}\n\
+         loadmodule \"httpd.so\"\nloadmodule \"mi_http.so\"\n\
+         modparam(\"httpd\", \"ip\", \"127.0.0.1\")\nmodparam(\"httpd\", \"port\", 0)\n\
+         loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"signaling.so\"\n\
+         loadmodule \"usrloc.so\"\nloadmodule \"registrar.so\"\nloadmodule \"sipmsgops.so\"\n\
+         modparam(\"usrloc\", \"working_mode_preset\", \"single-instance-no-db\")\n\
+         route {{\n  if (is_method(\"REGISTER\")) {{ save(\"location\"); exit; }}\n  \
+         sl_send_reply(404, \"Not Here\");\n}}\n"
+    ));
+    let http = s.http_addr().expect("httpd started");
+    let out = Command::new("sipp")
+        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "-sf",
+            super::sipp::data("sipp/uac_register.xml").to_str().unwrap(),
+        ])
+        .args([
+            "-inf",
+            super::sipp::data("sipp/users.csv").to_str().unwrap(),
+        ])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &super::sipp::free_port(false).to_string(),
+        ])
+        .args(["-m", &N.to_string(), "-r", "500", "-nostdin"])
+        .args(["-timeout", "60", "-timeout_error", "-recv_timeout", "5000"])
+        .args(["-trace_stat", "-stf", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "sipp register failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = mi_call(
+        http,
+        "get_statistics",
+        r#"{"statistics":["usrloc:","registrar:"]}"#,
+    );
+    let stat = |name: &str| {
+        st.get(name)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("{name} missing: {st}"))
+    };
+    assert_eq!(stat("usrloc:registered_users"), N as u64, "{st}");
+    assert_eq!(stat("usrloc:location-users"), N as u64, "{st}");
+    assert_eq!(stat("usrloc:location-contacts"), N as u64, "{st}");
+    assert_eq!(stat("registrar:accepted_regs"), N as u64, "{st}");
+    assert_eq!(stat("registrar:rejected_regs"), 0, "{st}");
+    let dump = mi_call(http, "ul_dump", "{}");
+    let aors = dump["Domains"][0]["AORs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("ul_dump: {dump}"));
+    assert_eq!(aors.len(), N);
+    let mut users: Vec<&str> = aors.iter().map(|a| a["AOR"].as_str().unwrap()).collect();
+    users.sort_unstable();
+    let want: Vec<String> = (0..N).map(|i| format!("user{i:05}")).collect();
+    assert_eq!(users, want);
+    for a in aors {
+        let cs = a["Contacts"].as_array().unwrap();
+        assert_eq!(cs.len(), 1, "{a}");
+        let user = a["AOR"].as_str().unwrap();
+        let uri = cs[0]["Contact"].as_str().unwrap();
+        assert!(uri.starts_with(&format!("sip:{user}@127.0.0.1:")), "{a}");
+    }
 }

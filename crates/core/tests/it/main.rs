@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod auth;
+mod backends;
 mod baresip;
 mod events;
 mod mi;

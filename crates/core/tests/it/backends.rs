@@ -14,8 +14,8 @@
 //!   its contacts and their remaining expires, and `ul_dump` shows Call-ID, CSeq and
 //!   User-Agent restored; an unregistration on the new server reaches the table too.
 //!
-//! PostgreSQL only: registering with write-through while the database server is down, the
-//! bindings reach the table once it is back (the usrloc writer retries).
+//! PostgreSQL and MariaDB: registering with write-through while the database server is down,
+//! the bindings reach the table once it is back (the usrloc writer retries).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -547,20 +547,14 @@ fn backends_mariadb() {
 }
 
 /// Write-through with the database down: the REGISTERs are answered from memory, and the
-/// queued writes reach the table once PostgreSQL is back.
-#[test]
-fn backends_postgres_down_write_through() {
-    let Some(mut srv) = PgServer::start() else {
-        assert!(!dbserver::require_db(), "PostgreSQL required but not found");
-        eprintln!("skipped: PostgreSQL not installed");
-        return;
-    };
-    let url = srv.url();
-    let db = provision(&url);
-    let bs = bindings("pgdown");
+/// queued writes reach the table once the database server is back (the writer retries).
+fn down_write_through(url: &str, tag: &str, stop: impl FnOnce(), restart: impl FnOnce()) {
+    let db = provision(url);
+    let bs = bindings(&format!("{tag}-down"));
     let registered_at = unix_now();
-    let s = server(&cfg(&url, WRITE_THROUGH, false));
-    srv.stop();
+    let s = server(&cfg(url, WRITE_THROUGH, false));
+    drop(db);
+    stop();
     let t0 = clock();
     let to = addr_of(&s);
     let c = udp();
@@ -572,23 +566,58 @@ fn backends_postgres_down_write_through() {
             to,
             &register_msg(me, b, &contact, &format!("d{i}"), b.cseq),
         );
-        assert_eq!(r.status(), Some(200), "REGISTER with the database down");
+        assert_eq!(
+            r.status(),
+            Some(200),
+            "{tag}: REGISTER with the database down"
+        );
     }
     let answered = t0.elapsed();
     std::thread::sleep(Duration::from_secs(1));
-    srv.restart();
-    let db = {
-        drop(db);
-        sipox_db::connect(&url).unwrap()
-    };
+    restart();
+    let db = sipox_db::connect(url).unwrap();
     let took = wait_rows(&*db, Duration::from_secs(30), "queued bindings", |rows| {
         rows.len() == bs.len()
     });
-    check_table(&*db, &bs, registered_at, "postgres down, then back");
+    check_table(&*db, &bs, registered_at, &format!("{tag} down, then back"));
     s.shutdown();
     eprintln!(
-        "postgres-down: {} REGISTERs answered in {answered:.2?} with the database down; \
+        "{tag}-down: {} REGISTERs answered in {answered:.2?} with the database down; \
          rows written {took:.2?} after it came back",
         bs.len()
+    );
+}
+
+#[test]
+fn backends_postgres_down_write_through() {
+    let Some(srv) = PgServer::start() else {
+        assert!(!dbserver::require_db(), "PostgreSQL required but not found");
+        eprintln!("skipped: PostgreSQL not installed");
+        return;
+    };
+    let url = srv.url();
+    let srv = std::cell::RefCell::new(srv);
+    down_write_through(
+        &url,
+        "postgres",
+        || srv.borrow_mut().stop(),
+        || srv.borrow_mut().restart(),
+    );
+}
+
+#[test]
+fn backends_mariadb_down_write_through() {
+    let Some(srv) = MariaDbServer::start() else {
+        assert!(!dbserver::require_db(), "MariaDB required but not found");
+        eprintln!("skipped: MariaDB not installed");
+        return;
+    };
+    let url = srv.url();
+    let srv = std::cell::RefCell::new(srv);
+    down_write_through(
+        &url,
+        "mariadb",
+        || srv.borrow_mut().stop(),
+        || srv.borrow_mut().restart(),
     );
 }

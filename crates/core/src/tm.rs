@@ -693,37 +693,80 @@ impl Tm {
     fn relay(&self, rt: &Runtime, cx: &mut MsgCx, i: usize, sk: ServerKey, failure: bool) -> i32 {
         // (R-URI, destination, path) per branch; a path (from registrar's lookup) becomes
         // Route headers of that branch, RFC 3327.
-        let mut targets: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut targets: Vec<OwnedTarget> = Vec::new();
         if !failure || cx.new_ruri().is_some() || !cx.dst_uri().is_empty() {
             targets.push((
                 cx.ruri().to_vec(),
                 cx.dst_uri().to_vec(),
                 cx.path().to_vec(),
+                cx.bflags(),
             ));
         }
         for b in cx.branches() {
-            targets.push((b.uri.clone(), b.duri.clone(), b.path.clone()));
+            targets.push((b.uri.clone(), b.duri.clone(), b.path.clone(), b.flags));
         }
-        let (src, rr_saved) = {
+        let (src, rr_saved, on_branch) = {
             let g = self.shard(i).lock();
             match g.txns.get(&sk) {
-                Some(t) => (t.src, t.rr.clone()),
+                Some(t) => (t.src, t.rr.clone(), t.on_branch.clone()),
                 None => return -1,
             }
         };
         if targets.is_empty() {
             return -3;
         }
+        // The request-level destination the branch routes temporarily replace.
+        let saved = on_branch.as_ref().map(|_| {
+            (
+                cx.new_ruri().map(<[u8]>::to_vec),
+                cx.dst_uri().to_vec(),
+                cx.path().to_vec(),
+                cx.bflags(),
+            )
+        });
         let mut ret = -3;
         let mut sent = false;
-        for (uri, duri, path) in targets {
+        for (mut uri, mut duri, mut path, bflags) in targets {
+            let Some(mark) = cx.msg().map(SipMsg::edit_mark) else {
+                return -1;
+            };
+            // branch_route: runs once per branch with $ru/$du/path/branch flags of that
+            // branch; its header edits stay on this branch only; `drop` discards it.
+            if let Some(name) = &on_branch {
+                cx.set_ruri(&uri);
+                cx.set_dst_uri(&duri);
+                cx.set_path(&path);
+                cx.set_bflags(bflags);
+                match cx.run_route_nested(RouteKind::Branch, Some(name)) {
+                    Outcome::Drop => {
+                        if let Some(m) = cx.msg_mut() {
+                            m.truncate_edits(mark);
+                        }
+                        continue;
+                    }
+                    Outcome::Error(e) => {
+                        rt.log.log(
+                            crate::logging::L_ERR,
+                            &format!("ERROR: branch_route[{name}]: {e}"),
+                        );
+                    }
+                    _ => {}
+                }
+                uri = cx.ruri().to_vec();
+                duri = cx.dst_uri().to_vec();
+                path = cx.path().to_vec();
+            }
             let id = self.new_branch_id(i);
             let b = BranchTarget {
                 uri: &uri,
                 duri: &duri,
                 path: &path,
             };
-            let (bytes, peer, rr) = match build_branch(rt, cx, &src, &b, &id, rr_saved.as_deref()) {
+            let built = build_branch(rt, cx, &src, &b, &id, rr_saved.as_deref());
+            if let Some(m) = cx.msg_mut() {
+                m.truncate_edits(mark);
+            }
+            let (bytes, peer, rr) = match built {
                 Ok(x) => x,
                 Err(e) => {
                     ret = e;
@@ -761,6 +804,15 @@ impl Tm {
                 Err(_) => ret = -1,
             }
             self.pump(rt, i);
+        }
+        if let Some((ruri, duri, path, bflags)) = saved {
+            match ruri {
+                Some(r) => cx.set_ruri(&r),
+                None => cx.clear_new_ruri(),
+            }
+            cx.set_dst_uri(&duri);
+            cx.set_path(&path);
+            cx.set_bflags(bflags);
         }
         if sent { 1 } else { ret }
     }
@@ -844,6 +896,9 @@ fn build_branch(
     }
     Ok((Bytes::from(out), Peer { transport, addr }, rr))
 }
+
+/// A branch as the script left it: R-URI, `$du`, path vector, branch flags.
+type OwnedTarget = (Vec<u8>, Vec<u8>, Vec<u8>, u64);
 
 /// Where one branch goes: its R-URI, destination URI (`$du`, may be empty) and path vector
 /// (comma-separated `<uri>` entries, may be empty).

@@ -424,6 +424,12 @@ impl MsgCx {
         self.ruri_set = true;
     }
 
+    /// Forgets a new R-URI (`revert_uri()`): `$ru` is the received one again.
+    pub fn clear_new_ruri(&mut self) {
+        self.ruri_set = false;
+        self.ruri.clear();
+    }
+
     /// Sets the destination URI (`$du`); empty resets it.
     pub fn set_dst_uri(&mut self, uri: &[u8]) {
         self.duri.clear();

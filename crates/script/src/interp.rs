@@ -37,6 +37,20 @@ impl MsgCx {
         }
     }
 
+    /// Runs a route from inside a function call of another route (tm's `branch_route`,
+    /// run by `t_relay()` for each branch): the caller's route frames, parameters and `$rc`
+    /// are kept and restored afterwards.
+    pub fn run_route_nested(&mut self, kind: RouteKind, name: Option<&str>) -> Outcome {
+        let frames = std::mem::take(&mut self.frames);
+        let nparams = self.params.len();
+        let rc = self.rc;
+        let out = self.run_route(kind, name);
+        self.frames = frames;
+        self.params.truncate(nparams);
+        self.rc = rc;
+        out
+    }
+
     /// Runs a route by id.
     pub fn run(&mut self, id: RouteId) -> Outcome {
         let prog = Arc::clone(&self.prog);

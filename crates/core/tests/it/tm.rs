@@ -257,6 +257,55 @@ fn parallel_fork_answered_by_one_cancels_the_other() {
 }
 
 #[test]
+fn branch_route_runs_per_branch_and_can_drop_one() {
+    // Three branches; the branch route tags each with its own R-URI and a header of its own
+    // (not seen by the other branches), rewrites one branch's R-URI, and drops the third.
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!(
+            "  append_branch(\"sip:carol@127.0.0.1:{p2}\");\n  \
+             append_branch(\"sip:dropme@127.0.0.1:{p2}\");\n  \
+             t_on_branch(\"per_branch\");\n  t_relay();\n}}\n\
+             branch_route[per_branch] {{\n  \
+             if ($rU == \"dropme\") drop;\n  \
+             append_hf(\"X-Branch: $ru\\r\\n\");\n  \
+             if ($rU == \"carol\") $rU = \"carol2\";\n"
+        ),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p1}");
+    uac.send_to(&request("INVITE", &ruri, port, "br1"), addr)
+        .unwrap();
+    let (inv1, _) = recv_from(&uas1);
+    let (inv2, _) = recv_from(&uas2);
+    let xb = |m: &SipMsg| -> Vec<String> {
+        m.headers_named(b"X-Branch")
+            .map(|h| String::from_utf8_lossy(m.value(h)).into_owned())
+            .collect()
+    };
+    assert_eq!(inv1.ruri_raw(), ruri.as_bytes());
+    assert_eq!(xb(&inv1), [ruri]);
+    assert_eq!(
+        inv2.ruri_raw(),
+        format!("sip:carol2@127.0.0.1:{p2}").as_bytes()
+    );
+    assert_eq!(xb(&inv2), [format!("sip:carol@127.0.0.1:{p2}")]);
+    // the dropped branch never leaves
+    uas2.set_read_timeout(Some(Duration::from_millis(400)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(
+        uas2.recv_from(&mut buf).is_err(),
+        "the dropped branch was sent"
+    );
+}
+
+#[test]
 fn sipp_burst_of_100_calls_loses_none() {
     if !have("sipp") {
         return;

@@ -29,7 +29,7 @@ use parking_lot::{Condvar, Mutex};
 use sipox_cfg_syntax::{Config, Item, RouteKind, Value};
 use sipox_script::{
     Arg, Args, Call, FixupError, FnDef, Kind, ModuleDef, ModulePv, MsgCx, MsgState, Outcome,
-    RegexArg, Registry, Ret, Sig, Stop, route_mask,
+    RegexArg, Registry, Ret, Sig, Stop, TxnCtx, route_mask,
 };
 use sipox_sip_msg::{Method, SipMsg, Transport};
 use sipox_transport::{Dest, Source};
@@ -157,6 +157,8 @@ struct TmTxn {
     any_received: bool,
     /// The last final outcome of a branch was local (408/503).
     last_local: bool,
+    /// Message flags and AVPs as the request's route left them, for failure/reply routes.
+    ctx: TxnCtx,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -378,7 +380,7 @@ impl Tm {
         relay: bool,
     ) {
         let code = msg.status().unwrap_or(0);
-        let (route, idx, src) = {
+        let (route, idx, src, tctx) = {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
             let b = sh.branches.get(&branch).copied();
@@ -388,9 +390,14 @@ impl Tm {
                     if code >= 200 {
                         t.last_local = false;
                     }
-                    (t.on_reply.clone(), Some(b.idx), Some(t.src))
+                    (
+                        t.on_reply.clone(),
+                        Some(b.idx),
+                        Some(t.src),
+                        Some(t.ctx.clone()),
+                    )
                 }
-                None => (None, b.map(|b| b.idx), None),
+                None => (None, b.map(|b| b.idx), None, None),
             }
         };
         let prog = rt.program();
@@ -400,6 +407,9 @@ impl Tm {
             let out = crate::runtime::with_cx(rt, &prog, |cx| {
                 crate::runtime::prepare_cx(cx, src.as_ref());
                 cx.set_message(msg);
+                if let Some(c) = &tctx {
+                    cx.restore_txn_ctx(c);
+                }
                 if let Some(st) = cx.state::<TmState>() {
                     st.txn = server.map(|s| (i, s));
                     st.code = code;
@@ -457,13 +467,15 @@ impl Tm {
             let nb = g.table.branches(sk).len();
             g.txns.get_mut(&sk).and_then(|t| {
                 if code >= 300 {
-                    t.on_failure.take().map(|r| (r, t.base.clone(), t.src, nb))
+                    t.on_failure
+                        .take()
+                        .map(|r| (r, t.base.clone(), t.src, nb, t.ctx.clone()))
                 } else {
                     None
                 }
             })
         };
-        if let Some((route, base, src, before)) = failure {
+        if let Some((route, base, src, before, tctx)) = failure {
             let prog = rt.program();
             if prog.route(RouteKind::Failure, Some(&route)).is_some()
                 && let Ok(req) = SipMsg::parse(base)
@@ -471,6 +483,7 @@ impl Tm {
                 let out = crate::runtime::with_cx(rt, &prog, |cx| {
                     crate::runtime::prepare_cx(cx, Some(&src));
                     cx.set_message(req);
+                    cx.restore_txn_ctx(&tctx);
                     if let Some(st) = cx.state::<TmState>() {
                         st.txn = Some((i, sk));
                         st.code = code;
@@ -601,6 +614,7 @@ impl Tm {
                             nbranches: 0,
                             any_received: false,
                             last_local: false,
+                            ctx: cx.save_txn_ctx(),
                         },
                     );
                     Some(sk)
@@ -706,9 +720,13 @@ impl Tm {
             targets.push((b.uri.clone(), b.duri.clone(), b.path.clone(), b.flags));
         }
         let (src, rr_saved, on_branch) = {
-            let g = self.shard(i).lock();
-            match g.txns.get(&sk) {
-                Some(t) => (t.src, t.rr.clone(), t.on_branch.clone()),
+            let mut g = self.shard(i).lock();
+            match g.txns.get_mut(&sk) {
+                Some(t) => {
+                    // flags and AVPs set since t_newtran (or by a failure route) go with it
+                    t.ctx = cx.save_txn_ctx();
+                    (t.src, t.rr.clone(), t.on_branch.clone())
+                }
                 None => return -1,
             }
         };

@@ -138,6 +138,15 @@ impl Default for Source {
     }
 }
 
+/// What a transaction keeps of the request's script context for its failure and reply
+/// routes (OpenSIPS keeps message flags and AVPs with the transaction): the message flags
+/// and every AVP with its values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TxnCtx {
+    flags: u64,
+    avps: Vec<(u32, Vec<Val>)>,
+}
+
 /// An AVP stack: index 0 is the newest value. Entries beyond `len` are kept as spare buffers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AvpStack {
@@ -422,6 +431,39 @@ impl MsgCx {
         self.ruri.clear();
         self.ruri.extend_from_slice(uri);
         self.ruri_set = true;
+    }
+
+    /// The message flags and AVPs, for the transaction to carry into its failure and reply
+    /// routes.
+    pub fn save_txn_ctx(&self) -> TxnCtx {
+        TxnCtx {
+            flags: self.flags,
+            avps: self
+                .avps
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.len > 0)
+                .map(|(i, a)| {
+                    (
+                        u32::try_from(i).unwrap_or(u32::MAX),
+                        a.items[..a.len].to_vec(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Puts back what [`MsgCx::save_txn_ctx`] saved (after [`MsgCx::set_message`], which
+    /// clears them).
+    pub fn restore_txn_ctx(&mut self, c: &TxnCtx) {
+        self.flags = c.flags;
+        for (i, vals) in &c.avps {
+            if let Some(a) = self.avps.get_mut(*i as usize) {
+                a.items.clear();
+                a.items.extend(vals.iter().cloned());
+                a.len = vals.len();
+            }
+        }
     }
 
     /// Forgets a new R-URI (`revert_uri()`): `$ru` is the received one again.

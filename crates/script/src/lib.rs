@@ -45,7 +45,9 @@ mod trans;
 mod value;
 
 pub use compile::{CORE_PVS, CompileOptions, Compiled, compile, compile_str};
-pub use cx::{Branch, LogLine, MIN_BUF, MsgCx, MsgState, Outcome, Ret, RunError, Source, Stop};
+pub use cx::{
+    Branch, LogLine, MIN_BUF, MsgCx, MsgState, Outcome, Ret, RunError, Source, Stop, TxnCtx,
+};
 pub use instances::{EventFn, Instances, LogFn, ReplyFn};
 pub use program::{Fmt, Program, PvRef, RouteId};
 pub use registry::{

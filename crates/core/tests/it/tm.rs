@@ -257,6 +257,49 @@ fn parallel_fork_answered_by_one_cancels_the_other() {
 }
 
 #[test]
+fn failure_and_reply_routes_see_the_requests_flags_and_avps() {
+    // OpenSIPS keeps message flags and AVPs with the transaction: the onreply route and the
+    // failure route see what the request route set (and a failure route's own changes carry
+    // to the next failure route).
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  $avp(who) = \"alice\";\n  setflag(\"MARK\");\n  t_on_reply(\"r\");\n  \
+         t_on_failure(\"f\");\n  t_relay();\n}\n\
+         onreply_route[r] {\n  if (isflagset(\"MARK\") && $avp(who) == \"alice\") \
+         append_hf(\"X-Reply-Saw: $avp(who)\\r\\n\");\n}\n\
+         failure_route[f] {\n  if (isflagset(\"MARK\") && $avp(who) == \"alice\") \
+         t_reply(599, \"Carried $avp(who)\");\n  else t_reply(598, \"Lost\");",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(
+        &request("INVITE", &format!("sip:bob@127.0.0.1:{p}"), port, "ctx1"),
+        addr,
+    )
+    .unwrap();
+    let (inv, from) = recv_from(&uas);
+    answer(&uas, &inv, from, 180, "Ringing");
+    let ring = recv_skip_100(&uac);
+    assert_eq!(ring.status(), Some(180));
+    assert_eq!(
+        ring.header_named(b"X-Reply-Saw").map(|h| ring.value(h)),
+        Some(&b"alice"[..]),
+        "the onreply route saw the AVP and the flag"
+    );
+    answer(&uas, &inv, from, 486, "Busy Here");
+    let fin = recv_skip_100(&uac);
+    assert_eq!(
+        fin.status(),
+        Some(599),
+        "{:?}",
+        String::from_utf8_lossy(fin.raw())
+    );
+    assert_eq!(fin.reason(), b"Carried alice");
+}
+
+#[test]
 fn branch_route_runs_per_branch_and_can_drop_one() {
     // Three branches; the branch route tags each with its own R-URI and a header of its own
     // (not seen by the other branches), rewrites one branch's R-URI, and drops the third.

@@ -895,6 +895,9 @@ impl Server {
         let load = Arc::new(LoadMeter::new(Arc::clone(&rt.counters.busy_ns), workers));
         load.register(&stats).map_err(stat_err)?;
         crate::metrics::register_memory(&stats).map_err(stat_err)?;
+        if tm_loaded {
+            crate::tm::register_stats(&rt, &stats).map_err(stat_err)?;
+        }
 
         let mi = Arc::new(Mi::new(MiConfig {
             stats,

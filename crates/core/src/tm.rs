@@ -184,6 +184,48 @@ pub(crate) struct Tm {
     /// The timer thread's next wake-up, and its bell.
     wake: Mutex<Option<Instant>>,
     bell: Condvar,
+    /// The `tm` statistics, registered when the configuration loads tm.
+    stats: std::sync::OnceLock<TmStats>,
+}
+
+/// Registers the `tm` statistics (OpenSIPS's names) of the runtime's transaction layer.
+pub(crate) fn register_stats(
+    rt: &Arc<Runtime>,
+    stats: &sipox_stats::Stats,
+) -> Result<(), sipox_stats::StatsError> {
+    let r = |n: &'static str| stats.register("tm", n, sipox_stats::StatFlags::NONE);
+    let st = TmStats {
+        received_replies: r("received_replies")?,
+        relayed_replies: r("relayed_replies")?,
+        local_replies: r("local_replies")?,
+        uas: r("UAS_transactions")?,
+        uac: r("UAC_transactions")?,
+        finals: [
+            r("2xx_transactions")?,
+            r("3xx_transactions")?,
+            r("4xx_transactions")?,
+            r("5xx_transactions")?,
+            r("6xx_transactions")?,
+        ],
+    };
+    let me = Arc::downgrade(rt);
+    stats.register_fn("tm", "inuse_transactions", move || {
+        me.upgrade().map_or(0, |rt| rt.tm.in_use())
+    })?;
+    let _ = rt.tm.stats.set(st);
+    Ok(())
+}
+
+/// OpenSIPS's `tm` statistics group (`inuse_transactions` is computed from the tables).
+#[derive(Debug)]
+pub(crate) struct TmStats {
+    received_replies: sipox_stats::Stat,
+    relayed_replies: sipox_stats::Stat,
+    local_replies: sipox_stats::Stat,
+    uas: sipox_stats::Stat,
+    uac: sipox_stats::Stat,
+    /// 2xx..6xx_transactions: server transactions by the class of their final reply.
+    finals: [sipox_stats::Stat; 5],
 }
 
 thread_local! {
@@ -236,6 +278,25 @@ impl Tm {
             hasher: std::collections::hash_map::RandomState::new(),
             wake: Mutex::new(None),
             bell: Condvar::new(),
+            stats: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Transactions in the tables now (`tm:inuse_transactions`).
+    fn in_use(&self) -> u64 {
+        self.shards.iter().map(|s| s.lock().txns.len() as u64).sum()
+    }
+
+    fn stat(&self, f: impl FnOnce(&TmStats)) {
+        if let Some(s) = self.stats.get() {
+            f(s);
+        }
+    }
+
+    /// Counts a final reply sent on a server transaction, by class.
+    fn count_final(&self, code: u16) {
+        if (200..700).contains(&code) {
+            self.stat(|s| s.finals[usize::from(code / 100 - 2)].inc());
         }
     }
 
@@ -331,7 +392,10 @@ impl Tm {
                 server,
                 msg,
                 relay,
-            } => self.on_branch_reply(rt, i, branch, server, msg, relay),
+            } => {
+                self.stat(|s| s.received_replies.inc());
+                self.on_branch_reply(rt, i, branch, server, msg, relay);
+            }
             TxnEvent::BranchFailed { branch, .. } => {
                 let mut g = self.shard(i).lock();
                 let sh = &mut *g;
@@ -348,7 +412,11 @@ impl Tm {
                     g.table.branches(txn).is_empty()
                 };
                 if local {
-                    let _ = self.shard(i).lock().table.reply(now(), txn, 487, None);
+                    let r = self.shard(i).lock().table.reply(now(), txn, 487, None);
+                    if r.is_ok() {
+                        self.stat(|s| s.local_replies.inc());
+                        self.count_final(487);
+                    }
                     self.pump(rt, i);
                 }
             }
@@ -446,6 +514,10 @@ impl Tm {
                 let r = self.shard(i).lock().table.send_reply(now(), sk, &msg);
                 if r.is_ok() {
                     rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
+                    self.stat(|s| s.relayed_replies.inc());
+                    if code >= 200 {
+                        self.count_final(code);
+                    }
                 }
                 self.pump(rt, i);
             }
@@ -514,6 +586,8 @@ impl Tm {
         let r = self.shard(i).lock().table.send_reply(now(), sk, &msg);
         if r.is_ok() {
             rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
+            self.stat(|s| s.relayed_replies.inc());
+            self.count_final(code);
         }
         self.pump(rt, i);
     }
@@ -617,6 +691,7 @@ impl Tm {
                             ctx: cx.save_txn_ctx(),
                         },
                     );
+                    self.stat(|s| s.uas.inc());
                     Some(sk)
                 }
                 Ok(NewTxn::Retransmission(_)) => None,
@@ -666,6 +741,10 @@ impl Tm {
         }
         if r.is_ok() {
             rt.counters.sl_sent(code);
+            self.stat(|s| s.local_replies.inc());
+            if code >= 200 {
+                self.count_final(code);
+            }
             1
         } else {
             -1
@@ -815,6 +894,7 @@ impl Tm {
             match r {
                 Ok(_) => {
                     sent = true;
+                    self.stat(|s| s.uac.inc());
                     rt.counters.fwd_requests.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(TxnError::WrongState(_)) => ret = -3,

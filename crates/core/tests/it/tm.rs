@@ -263,7 +263,7 @@ fn failure_and_reply_routes_see_the_requests_flags_and_avps() {
     // to the next failure route).
     let uas = udp();
     let p = uas.local_addr().unwrap().port();
-    let (_s, addr) = start(&tm_cfg(
+    let (srv, addr) = start(&tm_cfg(
         "",
         "  $avp(who) = \"alice\";\n  setflag(\"MARK\");\n  t_on_reply(\"r\");\n  \
          t_on_failure(\"f\");\n  t_relay();\n}\n\
@@ -297,6 +297,25 @@ fn failure_and_reply_routes_see_the_requests_flags_and_avps() {
         String::from_utf8_lossy(fin.raw())
     );
     assert_eq!(fin.reason(), b"Carried alice");
+    // tm statistics: one UAS and one UAC transaction, two replies received (180, 486), the
+    // 180 relayed, the 599 local and counted as a 5xx transaction.
+    let st = srv
+        .mi
+        .call(
+            "get_statistics",
+            &serde_json::json!({"statistics": ["tm:"]}),
+            std::time::SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+    let get = |n: &str| st[format!("tm:{n}")].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(get("UAS_transactions"), 1, "{st}");
+    assert_eq!(get("UAC_transactions"), 1, "{st}");
+    assert_eq!(get("received_replies"), 2, "{st}");
+    assert_eq!(get("relayed_replies"), 1, "{st}");
+    assert_eq!(get("local_replies"), 1, "{st}");
+    assert_eq!(get("5xx_transactions"), 1, "{st}");
+    assert_eq!(get("4xx_transactions"), 0, "{st}");
+    assert!(get("inuse_transactions") <= 1, "{st}");
 }
 
 #[test]

@@ -560,10 +560,12 @@ impl Call for AppendHf {
                     kind: HeaderKind::classify(&a),
                     name: a.as_slice().into(),
                 };
-                let Some(hd) = crate::interp::headers_named(m, &h).next().copied() else {
-                    return Ok(Ret::FALSE);
-                };
-                m.insert_at(hd.end, Bytes::from(t));
+                // after the first such header; after the last header when there is none
+                let first = crate::interp::headers_named(m, &h).next().copied();
+                match first {
+                    Some(hd) => m.insert_at(hd.end, Bytes::from(t)),
+                    None => m.append_raw_headers(Bytes::from(t)),
+                }
             }
         }
         Ok(Ret::TRUE)

@@ -1,16 +1,20 @@
 //! More of the `sipmsgops` module (the first functions live in `modules.rs`):
 //! `append_to_reply`, `ruri_has_param`, `ruri_add_param`, `ruri_del_param`,
 //! `is_uri_user_e164`, `sipmsg_validate`, `list_hdr_has_option`, `list_hdr_add_option`,
-//! `list_hdr_remove_option`, `remove_hf_re`, `remove_hf_glob`, `append_urihf`.
+//! `list_hdr_remove_option`, `remove_hf_re`, `remove_hf_glob`, `append_urihf`, `insert_hf`,
+//! `append_time`, `is_privacy`, `ruri_tel2sip`, `get_glob_headers_values`,
+//! `change_reply_status`. The body-part functions live in `bodyparts.rs`.
+
+use bytes::Bytes;
 
 use crate::cx::{MsgCx, Ret, Stop};
-use crate::program::Fmt;
+use crate::program::{Fmt, HdrName, Pv, PvRef};
 use crate::registry::{Args, Call, FixupError, FnDef, ModuleDef, Registry, Sig, route_mask};
 
 type R = Result<Ret, Stop>;
 
 pub(crate) fn register(r: &mut Registry) {
-    use route_mask::{ALL, BRANCH, ERROR, FAILURE, REQUEST};
+    use route_mask::{ALL, BRANCH, ERROR, FAILURE, LOCAL, ONREPLY, REQUEST};
     let f = |name: &'static str, params: &str, routes: u16, build| FnDef {
         sig: Sig::new("sipmsgops", name, params, routes),
         build: Some(build),
@@ -48,7 +52,7 @@ pub(crate) fn register(r: &mut Registry) {
             f(
                 "sipmsg_validate",
                 "s?,v?",
-                REQUEST | FAILURE | BRANCH | route_mask::ONREPLY,
+                REQUEST | FAILURE | BRANCH | ONREPLY,
                 |mut a| Ok(Box::new(Validate(a.fmt(0), a.var(1)))),
             ),
             f("list_hdr_has_option", "s,s", ALL, |mut a| {
@@ -94,6 +98,47 @@ pub(crate) fn register(r: &mut Registry) {
                     )))
                 },
             ),
+            f(
+                "insert_hf",
+                "s,s?",
+                REQUEST | ONREPLY | FAILURE | BRANCH | LOCAL,
+                |mut a| {
+                    let t = a
+                        .fmt(0)
+                        .ok_or_else(|| FixupError::arg(0, "expected a header line"))?;
+                    Ok(Box::new(InsertHf(t, a.fmt(1))))
+                },
+            ),
+            f(
+                "append_time",
+                "",
+                REQUEST | FAILURE | BRANCH | LOCAL,
+                |_| Ok(Box::new(AppendTime)),
+            ),
+            f("is_privacy", "s", ALL, build_is_privacy),
+            f(
+                "ruri_tel2sip",
+                "",
+                REQUEST | FAILURE | BRANCH | LOCAL,
+                |_| Ok(Box::new(RuriTel2Sip)),
+            ),
+            f("get_glob_headers_values", "s,v,v", ALL, |mut a| {
+                let pat = a
+                    .fmt(0)
+                    .ok_or_else(|| FixupError::arg(0, "expected a glob pattern"))?;
+                let names = avp_arg(a.var(1), 1)?;
+                let vals = avp_arg(a.var(2), 2)?;
+                Ok(Box::new(GlobHeaders(pat, names, vals)))
+            }),
+            f("change_reply_status", "i,s", ONREPLY, |mut a| {
+                let code = a
+                    .int(0)
+                    .ok_or_else(|| FixupError::arg(0, "expected a status code"))?;
+                let reason = a
+                    .fmt(1)
+                    .ok_or_else(|| FixupError::arg(1, "expected a reason phrase"))?;
+                Ok(Box::new(ChangeReplyStatus(code, reason)))
+            }),
         ],
     });
 }
@@ -252,7 +297,7 @@ impl Call for IsE164 {
 /// -13 no Max-Forwards, -14 no Contact, -15 Path outside REGISTER, -16..-20 missing headers in
 /// 405/423/407/420/401, -21 body without Content-Type, -22/-23 To, -24/-25 From, -26 Contact).
 #[derive(Debug)]
-struct Validate(Option<Fmt>, Option<Box<crate::program::PvRef>>);
+struct Validate(Option<Fmt>, Option<Box<PvRef>>);
 
 fn host_ok(h: &[u8]) -> bool {
     !h.is_empty()
@@ -628,6 +673,200 @@ impl Call for AppendUriHf {
             return Ok(Ret::FALSE);
         };
         m.append_raw_headers(line);
+        Ok(Ret::TRUE)
+    }
+}
+
+/// The first header named `name` (compact and long forms of known headers match).
+fn first_named(m: &sipox_sip_msg::SipMsg, name: &[u8]) -> Option<sipox_sip_msg::Header> {
+    let h = HdrName {
+        kind: sipox_sip_msg::HeaderKind::classify(name),
+        name: name.into(),
+    };
+    crate::interp::headers_named(m, &h).next().copied()
+}
+
+/// `insert_hf(txt[, hdr])`: inserts `txt` before the first `hdr` header; before the first
+/// header when `hdr` is not given or not present. 1, or -1 without a message.
+#[derive(Debug)]
+struct InsertHf(Fmt, Option<Fmt>);
+
+impl Call for InsertHf {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let t = eval(cx, &self.0);
+        let anchor = self.1.as_ref().map(|f| eval(cx, f));
+        let Some(m) = cx.msg_mut() else {
+            return Ok(Ret::FALSE);
+        };
+        let at = anchor
+            .and_then(|a| first_named(m, &a))
+            .or_else(|| m.headers().first().copied())
+            .map_or_else(|| m.headers_end(), |h| h.name.start);
+        m.insert_at(at, Bytes::from(t));
+        Ok(Ret::TRUE)
+    }
+}
+
+/// `append_time()`: a `Date:` header (RFC 1123 form, GMT) for the replies generated for this
+/// request. Always 1.
+#[derive(Debug)]
+struct AppendTime;
+
+impl Call for AppendTime {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let mut b = cx.take_buf();
+        crate::time::strftime(
+            cx.now_us.div_euclid(1_000_000),
+            "Date: %a, %d %b %Y %H:%M:%S GMT\r\n",
+            &mut b,
+        );
+        cx.add_reply_headers(&b);
+        cx.give_buf(b);
+        Ok(Ret::TRUE)
+    }
+}
+
+/// Privacy values known to OpenSIPS's parser (RFC 3323, RFC 3325, RFC 4244).
+const PRIV_VALUES: [&[u8]; 7] = [
+    b"header",
+    b"session",
+    b"user",
+    b"none",
+    b"critical",
+    b"id",
+    b"history",
+];
+
+fn build_is_privacy(mut a: Args<'_>) -> Result<Box<dyn Call>, FixupError> {
+    let v = a
+        .static_str(0)
+        .ok_or_else(|| FixupError::arg(0, "expected a privacy value"))?;
+    if !PRIV_VALUES.iter().any(|p| p.eq_ignore_ascii_case(&v)) {
+        return Err(FixupError::arg(0, "invalid privacy value"));
+    }
+    Ok(Box::new(IsPrivacy(v)))
+}
+
+/// `is_privacy(type)`: 1 when a Privacy header lists `type` among its `;`-separated values,
+/// -1 otherwise.
+#[derive(Debug)]
+struct IsPrivacy(Box<[u8]>);
+
+impl Call for IsPrivacy {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(m) = cx.msg() else {
+            return Ok(Ret::FALSE);
+        };
+        let hit = m.headers_named(b"Privacy").any(|h| {
+            m.value(h)
+                .split(|&c| c == b';' || c == b',')
+                .any(|v| v.trim_ascii().eq_ignore_ascii_case(&self.0))
+        });
+        Ok(Ret::of(hit))
+    }
+}
+
+/// `ruri_tel2sip()`: a `tel:` Request-URI becomes `sip:<number and params>@<From host>;user=phone`.
+/// 1 when converted or when the R-URI is not a tel URI; -1 when the From URI cannot be parsed.
+#[derive(Debug)]
+struct RuriTel2Sip;
+
+impl Call for RuriTel2Sip {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let ruri = cx.ruri();
+        if ruri.len() < 4 || !ruri[..4].eq_ignore_ascii_case(b"tel:") {
+            return Ok(Ret::TRUE);
+        }
+        let mut n = cx.take_buf();
+        n.extend_from_slice(b"sip:");
+        n.extend_from_slice(&cx.ruri()[4..]);
+        let host = cx
+            .msg()
+            .and_then(|m| m.from().ok().map(|f| f.uri().host().to_vec()));
+        let Some(host) = host.filter(|h| !h.is_empty()) else {
+            cx.give_buf(n);
+            cx.log(-1, b"ERROR: ruri_tel2sip: cannot parse the From URI");
+            return Ok(Ret::FALSE);
+        };
+        n.push(b'@');
+        n.extend_from_slice(&host);
+        n.extend_from_slice(b";user=phone");
+        cx.set_ruri(&n);
+        cx.give_buf(n);
+        Ok(Ret::TRUE)
+    }
+}
+
+fn avp_arg(v: Option<Box<PvRef>>, i: usize) -> Result<Box<PvRef>, FixupError> {
+    match v {
+        Some(v) if matches!(v.pv, Pv::Avp(_) | Pv::AvpDyn(_)) => Ok(v),
+        _ => Err(FixupError::arg(i, "an AVP is needed")),
+    }
+}
+
+/// `get_glob_headers_values(glob, $avp(names), $avp(values))`: adds the name and the value of
+/// every header whose name matches the glob to the two AVPs. 1 when at least one matched, -1
+/// otherwise.
+#[derive(Debug)]
+struct GlobHeaders(Fmt, Box<PvRef>, Box<PvRef>);
+
+impl Call for GlobHeaders {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let pat = eval(cx, &self.0);
+        let Some(m) = cx.msg() else {
+            return Ok(Ret::FALSE);
+        };
+        let hits: Vec<(Vec<u8>, Vec<u8>)> = m
+            .headers()
+            .iter()
+            .filter(|h| glob(&pat, m.name(h)))
+            .map(|h| (m.name(h).to_vec(), m.value(h).to_vec()))
+            .collect();
+        for (mut n, mut v) in hits.iter().cloned() {
+            cx.set_var(&self.1, crate::value::Kind::Str, &mut n);
+            cx.set_var(&self.2, crate::value::Kind::Str, &mut v);
+        }
+        Ok(Ret::of(!hits.is_empty()))
+    }
+}
+
+/// `change_reply_status(code, reason)` in an onreply route: rewrites the status line. -1 for a
+/// code outside 100..699 or one that changes the class of a provisional or 2xx reply (or turns
+/// a failure into one).
+#[derive(Debug)]
+struct ChangeReplyStatus(crate::registry::IntArg, Fmt);
+
+impl Call for ChangeReplyStatus {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let code = cx.eval_int(&self.0).unwrap_or(0);
+        let reason = eval(cx, &self.1);
+        let Some(m) = cx.msg_mut() else {
+            return Ok(Ret::FALSE);
+        };
+        let (Some(old), sipox_sip_msg::StartLine::Response { reason: rspan, .. }) =
+            (m.status(), *m.start_line())
+        else {
+            return Ok(Ret::FALSE);
+        };
+        let Ok(code) = u16::try_from(code) else {
+            return Ok(Ret::FALSE);
+        };
+        if !(100..=699).contains(&code) {
+            return Ok(Ret::FALSE);
+        }
+        if (code < 300 || old < 300) && code / 100 != old / 100 {
+            return Ok(Ret::FALSE);
+        }
+        let fl = m.first_line_span();
+        let Some(sp) = m.first_line().iter().position(|&c| c == b' ') else {
+            return Ok(Ret::FALSE);
+        };
+        let at = fl.lo() + sp + 1;
+        m.replace(
+            sipox_sip_msg::Span::new(at, at + 3),
+            Bytes::from(code.to_string().into_bytes()),
+        );
+        m.replace(rspan, Bytes::from(reason));
         Ok(Ret::TRUE)
     }
 }

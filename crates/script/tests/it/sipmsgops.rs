@@ -215,3 +215,144 @@ fn stream_functions() {
     let b = body_of(&mut cx);
     assert!(!b.contains("m=video") && b.contains("m=audio"), "{b}");
 }
+
+#[test]
+fn insert_hf_and_append_hf_anchors() {
+    let (mut cx, o) = run_s(
+        "insert_hf(\"X-First: 1\\r\\n\"); insert_hf(\"X-Before-CI: $rU\\r\\n\", \"Call-ID\"); append_hf(\"X-After-CI: 2\\r\\n\", \"i\"); append_hf(\"X-Last: 3\\r\\n\", \"X-Missing\"); insert_hf(\"X-Top: 4\\r\\n\", \"X-Missing\"); return($rc);",
+        INVITE,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    let w = written(&mut cx);
+    assert!(
+        w.starts_with("INVITE sip:bob@example.com SIP/2.0\r\nX-First: 1\r\nX-Top: 4\r\nVia:"),
+        "{w}"
+    );
+    assert!(
+        w.contains(
+            "X-Before-CI: bob\r\nCall-ID: a84b4c76e66710@pc33.atlanta.com\r\nX-After-CI: 2\r\nCSeq:"
+        ),
+        "{w}"
+    );
+    assert!(w.ends_with("Content-Length: 0\r\nX-Last: 3\r\n\r\n"), "{w}");
+}
+
+#[test]
+fn append_time_adds_a_date_to_replies() {
+    let (cx, o) = run_s("append_time(); return($rc);", INVITE);
+    assert_eq!(o, Outcome::Done(1));
+    // 1_700_000_000 s is Tue, 14 Nov 2023 22:13:20 GMT
+    assert_eq!(
+        cx.reply_headers(),
+        b"Date: Tue, 14 Nov 2023 22:13:20 GMT\r\n"
+    );
+}
+
+#[test]
+fn is_privacy_values() {
+    let m = INVITE.replace("User-Agent:", "Privacy: id;Header\r\nUser-Agent:");
+    let (_, o) = run_s(
+        "if (is_privacy(\"id\") && is_privacy(\"header\") && !is_privacy(\"session\")) return(1); return(-1);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    let (_, o) = run_s("is_privacy(\"id\"); return($rc);", INVITE);
+    assert_eq!(o, Outcome::Done(-1));
+    let e =
+        crate::util::compile_err("loadmodule \"sipmsgops.so\"\nroute { is_privacy(\"bogus\"); }");
+    assert!(e.contains("privacy"), "{e}");
+}
+
+#[test]
+fn ruri_tel2sip_converts_tel_uris() {
+    let m = INVITE.replace(
+        "INVITE sip:bob@example.com ",
+        "INVITE tel:+16505550101;phone-context=x ",
+    );
+    let (cx, o) = run_s("ruri_tel2sip(); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(1));
+    assert_eq!(
+        cx.new_ruri(),
+        Some(&b"sip:+16505550101;phone-context=x@atlanta.com;user=phone"[..])
+    );
+    let (cx, o) = run_s("ruri_tel2sip(); return($rc);", INVITE);
+    assert_eq!(o, Outcome::Done(1), "a sip R-URI needs no conversion");
+    assert_eq!(cx.new_ruri(), None);
+}
+
+#[test]
+fn get_glob_headers_values_fills_avps() {
+    let m = INVITE.replace("User-Agent:", "X-A: one\r\nx-b: two\r\nUser-Agent:");
+    let (cx, o) = run_s(
+        "get_glob_headers_values(\"X-*\", $avp(n), $avp(v)); return($rc);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    let names: Vec<String> = cx
+        .avp("n")
+        .iter()
+        .map(|v| String::from_utf8_lossy(&v.s).into_owned())
+        .collect();
+    let vals: Vec<String> = cx
+        .avp("v")
+        .iter()
+        .map(|v| String::from_utf8_lossy(&v.s).into_owned())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"X-A".to_string()) && names.contains(&"x-b".to_string()));
+    assert!(vals.contains(&"one".to_string()) && vals.contains(&"two".to_string()));
+    let (_, o) = run_s(
+        "get_glob_headers_values(\"Z-*\", $avp(n), $avp(v)); return($rc);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(-1));
+    let e = crate::util::compile_err(
+        "loadmodule \"sipmsgops.so\"\nroute { get_glob_headers_values(\"X-*\", $var(n), $avp(v)); }",
+    );
+    assert!(e.contains("AVP"), "{e}");
+}
+
+const REPLY_603: &str = "SIP/2.0 603 Decline\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n\
+To: Bob <sip:bob@example.com>;tag=a6c85cf\r\n\
+From: \"Alice\" <sip:alice@atlanta.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Content-Length: 0\r\n\r\n";
+
+fn run_reply(body: &str, m: &str) -> (sipox_script::MsgCx, Outcome) {
+    let prog = sipox_script::compile_str(
+        "test.cfg",
+        &format!("loadmodule \"sipmsgops.so\"\nroute {{ exit; }}\nonreply_route {{\n{body}\n}}"),
+    )
+    .unwrap();
+    let mut cx = sipox_script::MsgCx::new(prog);
+    cx.capture_logs();
+    cx.set_message(crate::util::msg(m));
+    let o = cx.run_route(sipox_cfg_syntax::RouteKind::OnReply, None);
+    (cx, o)
+}
+
+#[test]
+fn change_reply_status_rewrites_the_status_line() {
+    let (mut cx, o) = run_reply(
+        "change_reply_status(404, \"Not Found\"); return($rc);",
+        REPLY_603,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    assert!(written(&mut cx).starts_with("SIP/2.0 404 Not Found\r\nVia:"));
+    // a failure cannot become a 2xx, nor a code leave 100..699
+    let (mut cx, o) = run_reply("change_reply_status(200, \"OK\"); return($rc);", REPLY_603);
+    assert_eq!(o, Outcome::Done(-1));
+    assert!(written(&mut cx).starts_with("SIP/2.0 603 Decline\r\n"));
+    let (_, o) = run_reply("change_reply_status(700, \"X\"); return($rc);", REPLY_603);
+    assert_eq!(o, Outcome::Done(-1));
+    let ringing = REPLY_603.replace("603 Decline", "180 Ringing");
+    let (_, o) = run_reply(
+        "change_reply_status(183, \"Progress\"); return($rc);",
+        &ringing,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    let (_, o) = run_reply("change_reply_status(486, \"Busy\"); return($rc);", &ringing);
+    assert_eq!(o, Outcome::Done(-1));
+}

@@ -27,6 +27,7 @@
 //! assert_eq!(cx.run_main(), Outcome::Done(3));
 //! ```
 
+mod bodyparts;
 mod compile;
 mod corefns;
 mod cx;

@@ -196,6 +196,7 @@ pub(crate) fn register(r: &mut Registry) {
     crate::textops::register(r);
     crate::sipmsgops::register(r);
     crate::sdpops::register(r);
+    crate::bodyparts::register(r);
 }
 
 /// Pseudo-variables of modules not built yet: `module: $name …` (a trailing `*` matches a

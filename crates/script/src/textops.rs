@@ -28,11 +28,44 @@ const ROUTES: u16 = REQUEST | ONREPLY | FAILURE | BRANCH;
 #[derive(Debug, Default)]
 pub(crate) struct BodyState {
     body: Option<Vec<u8>>,
+    /// The Content-Type a body function gave the new body (`Some(empty)`: removed).
+    ctype: Option<Vec<u8>>,
 }
 
 impl MsgState for BodyState {
     fn reset(&mut self) {
         self.body = None;
+        self.ctype = None;
+    }
+}
+
+/// The Content-Type value as edited so far (empty when there is none).
+pub(crate) fn current_ctype(cx: &mut MsgCx) -> Vec<u8> {
+    if let Some(c) = cx.peek_state::<BodyState>().and_then(|s| s.ctype.as_ref()) {
+        return c.clone();
+    }
+    cx.msg()
+        .and_then(|m| m.value_of(sipox_sip_msg::HeaderKind::ContentType))
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// Replaces the body and its Content-Type; an empty body removes both.
+pub(crate) fn set_current_body_typed(cx: &mut MsgCx, ctype: &[u8], body: Vec<u8>) {
+    if let Some(m) = cx.msg_mut() {
+        if body.is_empty() {
+            m.remove_body();
+        } else {
+            m.set_body(Some(ctype), Bytes::copy_from_slice(&body));
+        }
+    }
+    if let Some(s) = cx.state::<BodyState>() {
+        s.ctype = Some(if body.is_empty() {
+            Vec::new()
+        } else {
+            ctype.to_vec()
+        });
+        s.body = Some(body);
     }
 }
 

@@ -356,3 +356,147 @@ fn change_reply_status_rewrites_the_status_line() {
     let (_, o) = run_reply("change_reply_status(486, \"Busy\"); return($rc);", &ringing);
     assert_eq!(o, Outcome::Done(-1));
 }
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\n";
+
+fn with_body(ct: &str, body: &str) -> String {
+    INVITE
+        .replace(
+            "Content-Type: application/sdp\r\n",
+            &format!("Content-Type: {ct}\r\n"),
+        )
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: {}\r\n\r\n{body}", body.len()),
+        )
+}
+
+#[test]
+fn body_parts_add_check_remove() {
+    let m = with_body("application/sdp", SDP);
+    let (mut cx, o) = run_s(
+        "add_body_part(\"<isup/>\", \"application/isup\", \"Content-Disposition: signal\"); \
+         if (!has_body_part(\"application/isup\") || !has_body_part(\"application/sdp\") || !has_body_part(\"multipart/mixed\") || has_body_part(\"text/plain\")) return(-5); \
+         get_updated_body_part(\"application/isup\", $var(isup)); \
+         get_updated_body_part(\"text/plain\", $var(x)); $var(rc_missing) = $rc; \
+         return(1);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    assert_eq!(crate::util::var(&cx, "isup"), "<isup/>");
+    assert_eq!(crate::util::var(&cx, "rc_missing"), "-2");
+    let w = written(&mut cx);
+    let body = format!(
+        "--sipox-boundary-1\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n\
+         --sipox-boundary-1\r\nContent-Type: application/isup\r\nContent-Disposition: signal\r\n\r\n<isup/>\r\n\
+         --sipox-boundary-1--\r\n"
+    );
+    assert!(
+        w.contains("Content-Type: multipart/mixed;boundary=sipox-boundary-1\r\n"),
+        "{w}"
+    );
+    assert!(
+        w.contains(&format!("Content-Length: {}\r\n", body.len())),
+        "{w}"
+    );
+    assert!(w.ends_with(&format!("\r\n\r\n{body}")), "{w}");
+
+    // removing the isup part leaves a plain SDP body again
+    let (mut cx, o) = run_s(
+        "add_body_part(\"<isup/>\", \"application/isup\"); remove_body_part(\"application/isup\"); $var(a) = $rc; \
+         remove_body_part(\"application/isup\"); $var(b) = $rc; return(1);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    assert_eq!(crate::util::var(&cx, "a"), "1");
+    assert_eq!(crate::util::var(&cx, "b"), "-1");
+    let w = written(&mut cx);
+    assert!(w.contains("Content-Type: application/sdp\r\n"), "{w}");
+    assert!(w.ends_with(&format!("\r\n\r\n{SDP}")), "{w}");
+
+    // "revert" keeps only the given type; no MIME removes the whole body
+    let (mut cx, _) = run_s(
+        "add_body_part(\"hi\", \"text/plain\"); remove_body_part(\"text/plain\", \"revert\");",
+        &m,
+    );
+    let w = written(&mut cx);
+    assert!(
+        w.contains("Content-Type: text/plain\r\n") && w.ends_with("\r\n\r\nhi"),
+        "{w}"
+    );
+    let (mut cx, o) = run_s("remove_body_part(); return($rc);", &m);
+    assert_eq!(o, Outcome::Done(1));
+    let w = written(&mut cx);
+    assert!(
+        !w.contains("Content-Type") && w.ends_with("Content-Length: 0\r\n\r\n"),
+        "{w}"
+    );
+    let (_, o) = run_s("remove_body_part(); return($rc);", INVITE);
+    assert_eq!(o, Outcome::Done(-1), "no body");
+    let (_, o) = run_s("has_body_part(); return($rc);", INVITE);
+    assert_eq!(o, Outcome::Done(-1));
+    let (_, o) = run_s("add_body_part(\"\", \"text/plain\"); return($rc);", INVITE);
+    assert_eq!(o, Outcome::Done(-1));
+}
+
+#[test]
+fn body_parts_of_a_received_multipart() {
+    let mp = "--b1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n\r\n--b1\r\nContent-Type: application/isup\r\n\r\nISUP\r\n--b1--\r\n";
+    let m = with_body("multipart/mixed;boundary=b1", mp);
+    let (mut cx, o) = run_s(
+        "if (!has_body_part(\"application/isup\")) return(-1); get_updated_body_part(\"application/isup\", $var(i)); remove_body_part(\"application/sdp\", \"revert\"); return($rc);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    assert_eq!(crate::util::var(&cx, "i"), "ISUP");
+    let w = written(&mut cx);
+    assert!(w.contains("Content-Type: application/sdp\r\n"), "{w}");
+    assert!(w.ends_with("\r\n\r\nv=0\r\n"), "{w}");
+}
+
+#[test]
+fn audio_on_hold_kinds() {
+    let (_, o) = run_s(
+        "is_audio_on_hold(); return($rc);",
+        &with_body("application/sdp", SDP),
+    );
+    assert_eq!(o, Outcome::Done(-1));
+    let held = SDP.replace("c=IN IP4 10.0.0.1", "c=IN IP4 0.0.0.0");
+    let (_, o) = run_s(
+        "is_audio_on_hold(); return($rc);",
+        &with_body("application/sdp", &held),
+    );
+    assert_eq!(o, Outcome::Done(1));
+    let sendonly = SDP.replace("a=sendrecv", "a=sendonly");
+    let (_, o) = run_s(
+        "is_audio_on_hold(); return($rc);",
+        &with_body("application/sdp", &sendonly),
+    );
+    assert_eq!(o, Outcome::Done(2));
+    let video = sendonly.replace("m=audio", "m=video");
+    let (_, o) = run_s(
+        "is_audio_on_hold(); return($rc);",
+        &with_body("application/sdp", &video),
+    );
+    assert_eq!(o, Outcome::Done(-1), "only audio streams count");
+}
+
+#[test]
+fn sip_to_json_object() {
+    let m = with_body("text/plain", "a\"b");
+    let (cx, o) = run_s(
+        "append_hf(\"Via: SIP/2.0/UDP 10.0.0.9\\r\\n\"); sip_to_json($var(j)); return($rc);",
+        &m,
+    );
+    assert_eq!(o, Outcome::Done(1));
+    let j = crate::util::var(&cx, "j");
+    assert!(j.starts_with("{\"first_line\":\"INVITE sip:bob@example.com SIP/2.0\",\"headers\":{\"Via\":[\"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;rport\",\"SIP/2.0/UDP 10.0.0.9\"],\"Max-Forwards\":[\"70\"],"), "{j}");
+    assert!(
+        j.contains("\"From\":[\"\\\"Alice\\\" <sip:alice@atlanta.com>;tag=1928301774\"]"),
+        "{j}"
+    );
+    assert!(
+        j.ends_with("\"Content-Length\":[\"3\"]},\"body\":\"a\\\"b\"}"),
+        "{j}"
+    );
+}

@@ -190,6 +190,72 @@ pub(crate) static RUNTIME_CMDS: &[MiCmd] = &[
         module: "core",
         recipes: &[(&[], reload_routes)],
     },
+    MiCmd {
+        name: "t_reply",
+        help: "sends a reply on a pending transaction (trans_id is hash_index:label, as $T_id)",
+        module: "tm",
+        recipes: &[
+            (
+                &["code", "reason", "trans_id", "to_tag"],
+                crate::tm::mi::t_reply,
+            ),
+            (
+                &["code", "reason", "trans_id", "to_tag", "new_headers"],
+                crate::tm::mi::t_reply,
+            ),
+            (
+                &["code", "reason", "trans_id", "to_tag", "body"],
+                crate::tm::mi::t_reply,
+            ),
+            (
+                &[
+                    "code",
+                    "reason",
+                    "trans_id",
+                    "to_tag",
+                    "new_headers",
+                    "body",
+                ],
+                crate::tm::mi::t_reply,
+            ),
+        ],
+    },
+    MiCmd {
+        name: "t_uac_dlg",
+        help: "sends a request statefully and returns its final reply",
+        module: "tm",
+        recipes: &[
+            (&["method", "ruri", "headers"], crate::tm::mi::t_uac_dlg),
+            (
+                &["method", "ruri", "headers", "next_hop"],
+                crate::tm::mi::t_uac_dlg,
+            ),
+            (
+                &["method", "ruri", "headers", "socket"],
+                crate::tm::mi::t_uac_dlg,
+            ),
+            (
+                &["method", "ruri", "headers", "body"],
+                crate::tm::mi::t_uac_dlg,
+            ),
+            (
+                &["method", "ruri", "headers", "next_hop", "socket"],
+                crate::tm::mi::t_uac_dlg,
+            ),
+            (
+                &["method", "ruri", "headers", "next_hop", "body"],
+                crate::tm::mi::t_uac_dlg,
+            ),
+            (
+                &["method", "ruri", "headers", "socket", "body"],
+                crate::tm::mi::t_uac_dlg,
+            ),
+            (
+                &["method", "ruri", "headers", "next_hop", "socket", "body"],
+                crate::tm::mi::t_uac_dlg,
+            ),
+        ],
+    },
 ];
 
 fn runtime(cx: &MiCx<'_>) -> Result<Arc<Runtime>, MiError> {

@@ -380,12 +380,17 @@ impl ServerHandler {
             };
             (ours, next)
         };
-        let (true, Some(next)) = (ours, next) else {
+        if !ours {
             rt.counters.drop_replies.fetch_add(1, Ordering::Relaxed);
             return;
-        };
-        // A reply to a request tm relayed goes to its transaction.
+        }
+        // A reply to a request tm relayed (or sent on its own, with no Via below ours) goes
+        // to its transaction.
         let Some(msg) = rt.tm.on_reply(rt, msg, src) else {
+            return;
+        };
+        let Some(next) = next else {
+            rt.counters.drop_replies.fetch_add(1, Ordering::Relaxed);
             return;
         };
         CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));

@@ -159,6 +159,30 @@ struct TmTxn {
     last_local: bool,
     /// Message flags and AVPs as the request's route left them, for failure/reply routes.
     ctx: TxnCtx,
+    /// `t_add_hdrs` lines, added to every branch (and the CANCELs tm sends for them).
+    hdrs: Vec<u8>,
+    /// `t_add_cancel_reason`: the Reason line of the CANCELs tm sends for the branches.
+    cancel_reason: Vec<u8>,
+    /// Call-ID and CSeq number of the request (`t_reply_by_callid`).
+    callid: Box<[u8]>,
+    cseq: u32,
+    invite: bool,
+}
+
+impl TmTxn {
+    /// What the CANCELs of this transaction's branches carry besides the usual headers.
+    fn cancel_headers(&self) -> Bytes {
+        Bytes::from([&self.cancel_reason[..], &self.hdrs[..]].concat())
+    }
+}
+
+/// A client transaction of no server transaction: its replies go nowhere upstream.
+#[derive(Debug)]
+enum Local {
+    /// `t_replicate`: replies are absorbed.
+    Replica,
+    /// MI `t_uac_dlg`: the final reply (or the local failure code) goes to the waiting call.
+    Uac(std::sync::mpsc::Sender<Result<SipMsg, u16>>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +196,7 @@ struct Shard {
     table: TxnTable,
     txns: HashMap<ServerKey, TmTxn>,
     branches: HashMap<ClientKey, BranchInfo>,
+    locals: HashMap<ClientKey, Local>,
 }
 
 /// The transaction layer of the runtime.
@@ -268,6 +293,7 @@ impl Tm {
                     table: TxnTable::new(cfg.clone()),
                     txns: HashMap::new(),
                     branches: HashMap::new(),
+                    locals: HashMap::new(),
                 })
             })
             .collect();
@@ -394,9 +420,17 @@ impl Tm {
                 relay,
             } => {
                 self.stat(|s| s.received_replies.inc());
+                if server.is_none() && self.is_local(i, branch) {
+                    self.local_reply(i, branch, Ok(msg));
+                    return;
+                }
                 self.on_branch_reply(rt, i, branch, server, msg, relay);
             }
-            TxnEvent::BranchFailed { branch, .. } => {
+            TxnEvent::BranchFailed { branch, code, .. } => {
+                if self.is_local(i, branch) {
+                    self.local_reply(i, branch, Err(code));
+                    return;
+                }
                 let mut g = self.shard(i).lock();
                 let sh = &mut *g;
                 if let Some(b) = sh.branches.get(&branch).copied()
@@ -428,6 +462,7 @@ impl Tm {
                     }
                     TxnRef::Client(ck) => {
                         g.branches.remove(&ck);
+                        g.locals.remove(&ck);
                     }
                 }
             }
@@ -435,6 +470,25 @@ impl Tm {
             // Requests and ACKs are never fed to the table as new messages; a timer-H
             // timeout needs nothing from tm.
             _ => {}
+        }
+    }
+
+    fn is_local(&self, i: usize, ck: ClientKey) -> bool {
+        self.shard(i).lock().locals.contains_key(&ck)
+    }
+
+    /// A reply (or a local failure) of a client transaction tm started on its own.
+    fn local_reply(&self, i: usize, ck: ClientKey, r: Result<SipMsg, u16>) {
+        let mut g = self.shard(i).lock();
+        let fin = match &r {
+            Ok(m) => m.status().unwrap_or(0) >= 200,
+            Err(_) => true,
+        };
+        if let Some(Local::Uac(tx)) = g.locals.get(&ck)
+            && fin
+        {
+            let _ = tx.send(r);
+            g.locals.insert(ck, Local::Replica);
         }
     }
 
@@ -482,6 +536,7 @@ impl Tm {
                     st.txn = server.map(|s| (i, s));
                     st.code = code;
                     st.branch = idx;
+                    st.client = Some(branch);
                 }
                 let mut dropped = false;
                 if global {
@@ -675,6 +730,7 @@ impl Tm {
             match g.table.new_transaction(now(), msg, peer) {
                 Ok(NewTxn::Created(sk)) => {
                     let base = written(msg);
+                    let cseq = msg.cseq().map(|c| c.number()).unwrap_or(0);
                     g.txns.insert(
                         sk,
                         TmTxn {
@@ -689,6 +745,11 @@ impl Tm {
                             any_received: false,
                             last_local: false,
                             ctx: cx.save_txn_ctx(),
+                            hdrs: Vec::new(),
+                            cancel_reason: Vec::new(),
+                            callid: msg.call_id().unwrap_or_default().into(),
+                            cseq,
+                            invite: msg.method() == Some(Method::Invite),
                         },
                     );
                     self.stat(|s| s.uas.inc());
@@ -709,14 +770,20 @@ impl Tm {
                 st.on_failure.take(),
                 st.on_reply.take(),
                 st.on_branch.take(),
+                std::mem::take(&mut st.hdrs),
+                st.cancel_reason.take(),
             )
         });
-        if let Some((f, r, b)) = pend {
+        if let Some((f, r, b, hdrs, reason)) = pend {
             let mut g = self.shard(i).lock();
-            if let Some(t) = g.txns.get_mut(&sk) {
+            let sh = &mut *g;
+            if let Some(t) = sh.txns.get_mut(&sk) {
                 t.on_failure = f;
                 t.on_reply = r;
                 t.on_branch = b;
+                t.hdrs = hdrs;
+                t.cancel_reason = reason.unwrap_or_default();
+                sh.table.set_cancel_headers(sk, t.cancel_headers());
             }
         }
         Ok(Some((i, sk, true)))
@@ -730,24 +797,98 @@ impl Tm {
             Err(e) => return e,
         };
         let hdrs = [cx.reply_headers(), extra].concat();
+        if let Some(st) = cx.state::<TmState>() {
+            st.code = code;
+        }
+        if self.reply_on(rt, i, sk, code, reason, &hdrs) {
+            1
+        } else {
+            -1
+        }
+    }
+
+    /// A local reply on transaction `sk` of shard `i` (`t_reply_by_callid`, MI `t_reply`).
+    fn reply_on(
+        &self,
+        rt: &Runtime,
+        i: usize,
+        sk: ServerKey,
+        code: u16,
+        reason: &[u8],
+        hdrs: &[u8],
+    ) -> bool {
         let r = self
             .shard(i)
             .lock()
             .table
-            .reply_with(now(), sk, code, Some(reason), &hdrs);
-        self.pump(rt, i);
-        if let Some(st) = cx.state::<TmState>() {
-            st.code = code;
-        }
+            .reply_with(now(), sk, code, Some(reason), hdrs);
+        // Counted before it leaves, so whoever got the reply sees it in the statistics.
         if r.is_ok() {
             rt.counters.sl_sent(code);
             self.stat(|s| s.local_replies.inc());
             if code >= 200 {
                 self.count_final(code);
             }
-            1
-        } else {
-            -1
+        }
+        self.pump(rt, i);
+        r.is_ok()
+    }
+
+    /// The INVITE server transaction with this Call-ID and CSeq number.
+    fn find_invite(&self, callid: &[u8], cseq: u32) -> Option<(usize, ServerKey)> {
+        (0..SHARDS).find_map(|i| {
+            let g = self.shard(i).lock();
+            g.txns
+                .iter()
+                .find(|(_, t)| t.invite && t.cseq == cseq && &*t.callid == callid)
+                .map(|(sk, _)| (i, *sk))
+        })
+    }
+
+    /// `t_replicate`: a copy of the current request as a client transaction of its own
+    /// towards `dest` (a URI); its replies are absorbed.
+    fn replicate(&self, rt: &Runtime, cx: &mut MsgCx, dest: &[u8]) -> i32 {
+        let Some(src) = current_source() else {
+            return -1;
+        };
+        let Some(msg) = cx.msg() else {
+            return -1;
+        };
+        let i = self.request_shard(msg);
+        let uri = cx.ruri().to_vec();
+        let Some(mark) = cx.msg().map(SipMsg::edit_mark) else {
+            return -1;
+        };
+        let id = self.new_branch_id(i);
+        let b = BranchTarget {
+            uri: &uri,
+            duri: dest,
+            path: b"",
+        };
+        let built = build_branch(rt, cx, &src, &b, &id, None, b"");
+        if let Some(m) = cx.msg_mut() {
+            m.truncate_edits(mark);
+        }
+        let (bytes, peer, _) = match built {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        let r = {
+            let mut g = self.shard(i).lock();
+            let r = g.table.send_request(now(), bytes, peer, None);
+            if let Ok(ck) = r {
+                g.locals.insert(ck, Local::Replica);
+            }
+            r
+        };
+        self.pump(rt, i);
+        match r {
+            Ok(_) => {
+                self.stat(|s| s.uac.inc());
+                1
+            }
+            Err(TxnError::BadMessage(_)) => -2,
+            Err(_) => -1,
         }
     }
 
@@ -772,6 +913,19 @@ impl Tm {
         let Ok(copy) = SipMsg::parse(written(msg)) else {
             return -2;
         };
+        let reason = cx
+            .peek_state::<TmState>()
+            .and_then(|s| s.cancel_reason.clone());
+        if let Some(reason) = reason {
+            let mut g = self.shard(i).lock();
+            let sh = &mut *g;
+            if let Some(sk) = sh.table.find_cancelled(msg).ok().flatten()
+                && let Some(t) = sh.txns.get_mut(&sk)
+            {
+                t.cancel_reason = reason;
+                sh.table.set_cancel_headers(sk, t.cancel_headers());
+            }
+        }
         let dest = reply_dest(rt, msg, &src);
         let peer = Peer {
             transport: transport_of(dest.proto),
@@ -798,13 +952,13 @@ impl Tm {
         for b in cx.branches() {
             targets.push((b.uri.clone(), b.duri.clone(), b.path.clone(), b.flags));
         }
-        let (src, rr_saved, on_branch) = {
+        let (src, rr_saved, on_branch, extra) = {
             let mut g = self.shard(i).lock();
             match g.txns.get_mut(&sk) {
                 Some(t) => {
                     // flags and AVPs set since t_newtran (or by a failure route) go with it
                     t.ctx = cx.save_txn_ctx();
-                    (t.src, t.rr.clone(), t.on_branch.clone())
+                    (t.src, t.rr.clone(), t.on_branch.clone(), t.hdrs.clone())
                 }
                 None => return -1,
             }
@@ -859,7 +1013,7 @@ impl Tm {
                 duri: &duri,
                 path: &path,
             };
-            let built = build_branch(rt, cx, &src, &b, &id, rr_saved.as_deref());
+            let built = build_branch(rt, cx, &src, &b, &id, rr_saved.as_deref(), &extra);
             if let Some(m) = cx.msg_mut() {
                 m.truncate_edits(mark);
             }
@@ -936,6 +1090,7 @@ fn build_branch(
     target: &BranchTarget<'_>,
     branch: &str,
     rr_saved: Option<&[u8]>,
+    extra: &[u8],
 ) -> Result<(Bytes, Peer, Option<Vec<u8>>), i32> {
     let (uri, duri, path) = (target.uri, target.duri, target.path);
     // Without an explicit destination, a path's first hop is where the request goes.
@@ -982,6 +1137,9 @@ fn build_branch(
             Some(h) => msg.insert_header_before(&h, b"Route", path),
             None => msg.append_header(b"Route", path),
         }
+    }
+    if !extra.is_empty() {
+        msg.append_raw_headers(Bytes::copy_from_slice(extra));
     }
     if msg.ruri_raw() != uri {
         msg.set_ruri(Bytes::copy_from_slice(uri));
@@ -1039,6 +1197,12 @@ pub(crate) struct TmState {
     on_failure: Option<Box<str>>,
     on_reply: Option<Box<str>>,
     on_branch: Option<Box<str>>,
+    /// `t_add_hdrs` lines given before the transaction exists.
+    hdrs: Vec<u8>,
+    /// `t_add_cancel_reason`: the Reason line for the CANCELs this request makes tm send.
+    cancel_reason: Option<Vec<u8>>,
+    /// The branch whose reply an onreply route runs for.
+    client: Option<ClientKey>,
 }
 
 impl MsgState for TmState {
@@ -1375,6 +1539,205 @@ impl Call for TLocalReplied {
     }
 }
 
+/// The current transaction of a script function, with the runtime.
+fn current(cx: &MsgCx) -> Option<(Arc<Runtime>, usize, ServerKey)> {
+    let (i, sk) = cx.peek_state::<TmState>().and_then(|s| s.txn)?;
+    Some((cx.ext::<Runtime>()?, i, sk))
+}
+
+/// Header text as the script gives it, each line ending in CRLF.
+fn header_lines(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    if !v.is_empty() && !v.ends_with(b"\r\n") {
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+#[derive(Debug)]
+struct TAddHdrs {
+    hdrs: Arg,
+}
+
+impl Call for TAddHdrs {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let lines = header_lines(&text(cx, &self.hdrs));
+        match current(cx) {
+            Some((rt, i, sk)) => {
+                let mut g = rt.tm.shard(i).lock();
+                let sh = &mut *g;
+                let Some(t) = sh.txns.get_mut(&sk) else {
+                    return Ok(Ret(-1));
+                };
+                t.hdrs.extend_from_slice(&lines);
+                sh.table.set_cancel_headers(sk, t.cancel_headers());
+            }
+            None => {
+                if let Some(st) = cx.state::<TmState>() {
+                    st.hdrs.extend_from_slice(&lines);
+                }
+            }
+        }
+        Ok(Ret(1))
+    }
+}
+
+#[derive(Debug)]
+struct TAddCancelReason {
+    reason: Arg,
+}
+
+impl Call for TAddCancelReason {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let line = header_lines(&text(cx, &self.reason));
+        if line.is_empty() {
+            return Ok(Ret(-1));
+        }
+        let is_cancel = cx.msg().and_then(SipMsg::method) == Some(Method::Cancel);
+        match current(cx) {
+            Some((rt, i, sk)) if !is_cancel => {
+                let mut g = rt.tm.shard(i).lock();
+                let sh = &mut *g;
+                if let Some(t) = sh.txns.get_mut(&sk) {
+                    t.cancel_reason = line;
+                    sh.table.set_cancel_headers(sk, t.cancel_headers());
+                }
+            }
+            _ => {
+                if let Some(st) = cx.state::<TmState>() {
+                    st.cancel_reason = Some(line);
+                }
+            }
+        }
+        Ok(Ret(1))
+    }
+}
+
+#[derive(Debug)]
+struct TFlushFlags;
+
+impl Call for TFlushFlags {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some((rt, i, sk)) = current(cx) else {
+            return Ok(Ret(-1));
+        };
+        let ctx = cx.save_txn_ctx();
+        match rt.tm.shard(i).lock().txns.get_mut(&sk) {
+            Some(t) => {
+                t.ctx = ctx;
+                Ok(Ret(1))
+            }
+            None => Ok(Ret(-1)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TCancelBranch {
+    flags: Arg,
+}
+
+impl Call for TCancelBranch {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let flags = text(cx, &self.flags);
+        let (all, others) = (flags.contains('a'), flags.contains('o'));
+        let Some(ck) = cx.peek_state::<TmState>().and_then(|s| s.client) else {
+            return Ok(Ret(-1));
+        };
+        let Some((rt, i, sk)) = current(cx) else {
+            return Ok(Ret(-1));
+        };
+        {
+            let mut g = rt.tm.shard(i).lock();
+            let t = now();
+            if all {
+                g.table.cancel_branches(t, sk);
+            } else if others {
+                let rest: Vec<ClientKey> = g
+                    .table
+                    .branches(sk)
+                    .iter()
+                    .copied()
+                    .filter(|b| *b != ck)
+                    .collect();
+                for b in rest {
+                    let _ = g.table.cancel_branch(t, b);
+                }
+            } else {
+                let _ = g.table.cancel_branch(t, ck);
+            }
+        }
+        rt.tm.pump(&rt, i);
+        Ok(Ret(1))
+    }
+}
+
+#[derive(Debug)]
+struct TReplyByCallid {
+    code: Arg,
+    reason: Arg,
+    callid: Arg,
+    cseq: Arg,
+}
+
+impl Call for TReplyByCallid {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let Some(code) = text(cx, &self.code)
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=699).contains(c))
+        else {
+            return Ok(Ret(-1));
+        };
+        let reason = text(cx, &self.reason);
+        let callid = match &self.callid {
+            Arg::None => cx.msg().and_then(SipMsg::call_id).map(<[u8]>::to_vec),
+            a => Some(text(cx, a).into_bytes()),
+        };
+        let cseq = match &self.cseq {
+            Arg::None => cx.msg().and_then(|m| m.cseq().ok().map(|c| c.number())),
+            a => text(cx, a)
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok()),
+        };
+        let (Some(callid), Some(cseq)) = (callid, cseq) else {
+            return Ok(Ret(-1));
+        };
+        let Some((i, sk)) = rt.tm.find_invite(&callid, cseq) else {
+            return Ok(Ret(-1));
+        };
+        let hdrs = cx.reply_headers().to_vec();
+        let ok = rt.tm.reply_on(&rt, i, sk, code, reason.as_bytes(), &hdrs);
+        Ok(Ret(if ok { 1 } else { -1 }))
+    }
+}
+
+#[derive(Debug)]
+struct TReplicate {
+    uri: Arg,
+}
+
+impl Call for TReplicate {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        if matches!(
+            cx.msg().and_then(SipMsg::method),
+            None | Some(Method::Ack | Method::Cancel)
+        ) {
+            return Ok(Ret(-1));
+        }
+        let uri = text(cx, &self.uri);
+        Ok(Ret(rt.tm.replicate(&rt, cx, uri.trim().as_bytes())))
+    }
+}
+
 #[derive(Debug)]
 struct ReplyCodePv;
 
@@ -1382,6 +1745,22 @@ impl ModulePv for ReplyCodePv {
     fn get(&self, cx: &mut MsgCx, _out: &mut Vec<u8>) -> Kind {
         let code = cx.peek_state::<TmState>().map_or(0, |s| s.code);
         Kind::Int(i64::from(code))
+    }
+}
+
+/// `$T_id`: `hash_index:label` of the current transaction, the `trans_id` MI `t_reply` takes.
+#[derive(Debug)]
+struct TIdPv;
+
+impl ModulePv for TIdPv {
+    fn get(&self, cx: &mut MsgCx, out: &mut Vec<u8>) -> Kind {
+        match cx.peek_state::<TmState>().and_then(|s| s.txn) {
+            Some((i, sk)) => {
+                out.extend_from_slice(format!("{i}:{}", sk.label()).as_bytes());
+                Kind::Str
+            }
+            None => Kind::Null,
+        }
     }
 }
 
@@ -1478,8 +1857,312 @@ pub(crate) fn register(r: &mut Registry) {
                     }))
                 }),
             },
+            FnDef {
+                sig: Sig::new(
+                    "tm",
+                    "t_add_hdrs",
+                    "a",
+                    REQUEST | BRANCH | FAILURE | ONREPLY,
+                ),
+                build: Some(|mut a| {
+                    Ok(Box::new(TAddHdrs {
+                        hdrs: take(&mut a, 0),
+                    }))
+                }),
+            },
+            FnDef {
+                sig: Sig::new(
+                    "tm",
+                    "t_add_cancel_reason",
+                    "a",
+                    REQUEST | BRANCH | FAILURE | ONREPLY,
+                ),
+                build: Some(|mut a| {
+                    Ok(Box::new(TAddCancelReason {
+                        reason: take(&mut a, 0),
+                    }))
+                }),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_flush_flags", "", REQUEST | BRANCH),
+                build: Some(|_| Ok(Box::new(TFlushFlags))),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_cancel_branch", "a?", ONREPLY),
+                build: Some(|mut a| {
+                    Ok(Box::new(TCancelBranch {
+                        flags: take(&mut a, 0),
+                    }))
+                }),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_reply_by_callid", "a,a,a?,a?", REQUEST),
+                build: Some(|mut a| {
+                    Ok(Box::new(TReplyByCallid {
+                        code: take(&mut a, 0),
+                        reason: take(&mut a, 1),
+                        callid: take(&mut a, 2),
+                        cseq: take(&mut a, 3),
+                    }))
+                }),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_replicate", "a,a?", REQUEST),
+                build: Some(|mut a| {
+                    Ok(Box::new(TReplicate {
+                        uri: take(&mut a, 0),
+                    }))
+                }),
+            },
         ],
     });
     r.add_pv("T_reply_code", Arc::new(ReplyCodePv));
     r.add_pv("T_branch_idx", Arc::new(BranchIdxPv));
+    r.add_pv("T_id", Arc::new(TIdPv));
+}
+
+// ----- MI commands -----
+
+/// The MI commands of tm that need the runtime (`t_reply`, `t_uac_dlg`).
+pub(crate) mod mi {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use sipox_mi::{MiCx, MiError, MiParams};
+    use sipox_sip_msg::SipMsg;
+    use sipox_txn::{Peer, ServerKey};
+
+    use super::{Local, SHARDS, now};
+    use crate::runtime::{Runtime, proto_of};
+
+    fn runtime(cx: &MiCx<'_>) -> Result<Arc<Runtime>, MiError> {
+        cx.get::<Runtime>()
+            .ok_or_else(|| MiError::server_error("the SIP runtime is not running"))
+    }
+
+    /// Header lines as MI gives them (real CRLFs, bare LFs or escaped `\r\n`), CRLF-ended.
+    fn lines(s: &str) -> Vec<String> {
+        s.replace("\\r\\n", "\n")
+            .replace("\r\n", "\n")
+            .split('\n')
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty() && *l != ".")
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn name_of(line: &str) -> String {
+        line.split(':')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    fn has(ls: &[String], long: &str, short: &str) -> bool {
+        ls.iter().any(|l| {
+            let n = name_of(l);
+            n == long || n == short
+        })
+    }
+
+    /// `t_reply code reason trans_id to_tag [new_headers] [body]`: a reply on a pending
+    /// server transaction named by `hash_index:label` (the value of `$T_id`).
+    pub(crate) fn t_reply(p: &MiParams<'_>, cx: &MiCx<'_>) -> Result<Value, MiError> {
+        let rt = runtime(cx)?;
+        let code = u16::try_from(p.int("code")?)
+            .ok()
+            .filter(|c| (100..700).contains(c))
+            .ok_or_else(|| MiError::with_data(400, "Invalid reply code", ""))?;
+        let reason = p.str("reason")?;
+        let tid = p.str("trans_id")?;
+        let to_tag = p.str("to_tag")?;
+        let hdrs = p
+            .opt_str("new_headers")?
+            .map(|h| lines(&h))
+            .unwrap_or_default();
+        let body = p.opt_str("body")?;
+        let (hash, label) = tid
+            .split_once(':')
+            .ok_or_else(|| MiError::with_data(400, "Invalid trans_id", ""))?;
+        let i = hash
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < SHARDS)
+            .ok_or_else(|| MiError::with_data(400, "Invalid index in trans_id", ""))?;
+        let sk = label
+            .trim()
+            .parse::<u64>()
+            .map(ServerKey::from_label)
+            .map_err(|_| MiError::with_data(400, "Invalid label in trans_id", ""))?;
+        // A body takes its type from the Content-Type line of the new headers.
+        let mut extra = Vec::new();
+        let mut ctype = None;
+        for l in &hdrs {
+            let n = name_of(l);
+            if n == "content-type" || n == "c" {
+                ctype = l.split_once(':').map(|(_, v)| v.trim().to_owned());
+            } else if n != "content-length" && n != "l" {
+                extra.extend_from_slice(l.as_bytes());
+                extra.extend_from_slice(b"\r\n");
+            }
+        }
+        let body = body.filter(|b| !b.is_empty() && *b != ".");
+        let ct = ctype.unwrap_or_else(|| "text/plain".to_owned());
+        let tm = &rt.tm;
+        let r = {
+            let mut g = tm.shard(i).lock();
+            if !g.txns.contains_key(&sk) {
+                return Err(MiError::with_data(404, "Transaction not found", ""));
+            }
+            let tag = (!to_tag.is_empty() && to_tag != ".").then_some(to_tag.as_bytes());
+            g.table.reply_full(
+                now(),
+                sk,
+                code,
+                reason.as_bytes(),
+                tag,
+                &extra,
+                body.as_deref().map(|b| (ct.as_bytes(), b.as_bytes())),
+            )
+        };
+        tm.pump(&rt, i);
+        tm.dispatch_pending(&rt);
+        match r {
+            Ok(()) => {
+                tm.stat(|s| s.local_replies.inc());
+                if code >= 200 {
+                    tm.count_final(code);
+                }
+                Ok(Value::from("OK"))
+            }
+            Err(_) => Err(MiError::with_data(500, "Reply failed", "")),
+        }
+    }
+
+    /// `t_uac_dlg method ruri headers [next_hop] [socket] [body]`: sends a request as a
+    /// client transaction of its own and answers with its final reply.
+    pub(crate) fn t_uac_dlg(p: &MiParams<'_>, cx: &MiCx<'_>) -> Result<Value, MiError> {
+        let rt = runtime(cx)?;
+        let method = p.str("method")?.trim().to_owned();
+        let ruri = p.str("ruri")?.trim().to_owned();
+        let hdrs = lines(&p.str("headers")?);
+        let next_hop = p.opt_str("next_hop")?.filter(|s| !s.is_empty() && s != ".");
+        let socket = p.opt_str("socket")?.filter(|s| !s.is_empty() && s != ".");
+        let body = p.opt_str("body")?.filter(|s| !s.is_empty() && s != ".");
+        if method.is_empty() || !method.bytes().all(|c| c.is_ascii_alphabetic()) {
+            return Err(MiError::with_data(400, "Invalid method", ""));
+        }
+        if sipox_sip_msg::uri(ruri.as_bytes()).is_err() {
+            return Err(MiError::with_data(400, "Invalid RURI", ""));
+        }
+        if !has(&hdrs, "from", "f") {
+            return Err(MiError::with_data(400, "From missing", ""));
+        }
+        if !has(&hdrs, "to", "t") {
+            return Err(MiError::with_data(400, "To missing", ""));
+        }
+        let hop = next_hop.as_deref().unwrap_or(&ruri);
+        let bad_hop = || MiError::with_data(400, "Invalid NEXTHOP", "");
+        let u = sipox_sip_msg::uri(hop.as_bytes()).map_err(|_| bad_hop())?;
+        let target = sipox_proxy::request_target(&u).map_err(|_| bad_hop())?;
+        let (addr, transport) = match target.socket_addr() {
+            Some(a) => (a, target.transport),
+            None => crate::fns::resolve_name(&rt, &target).ok_or_else(bad_hop)?,
+        };
+        let tx = rt
+            .transports()
+            .ok_or_else(|| MiError::server_error("no transports"))?;
+        let sock = match &socket {
+            Some(s) => tx
+                .sockets()
+                .iter()
+                .find(|si| {
+                    let spec = format!("{}:{}", si.proto.as_str(), si.local);
+                    spec.eq_ignore_ascii_case(s.trim()) || si.local.to_string() == s.trim()
+                })
+                .ok_or_else(|| MiError::with_data(404, "Local socket not found", ""))?,
+            None => tx
+                .socket_for(proto_of(transport), &addr)
+                .ok_or_else(|| MiError::with_data(404, "Local socket not found", ""))?,
+        };
+        let (host, port) = match &sock.advertised {
+            Some((h, p)) => (h.clone(), *p),
+            None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
+        };
+        let tm = &rt.tm;
+        let n = tm.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let i = usize::try_from(n % SHARDS as u64).unwrap_or(0);
+        let branch = tm.new_branch_id(i);
+        let mut req = format!("{method} {ruri} SIP/2.0\r\n");
+        req.push_str(&format!(
+            "Via: {}\r\n",
+            sipox_proxy::via_value(transport, &host, port, &branch, false)
+        ));
+        if !has(&hdrs, "max-forwards", "") {
+            req.push_str("Max-Forwards: 70\r\n");
+        }
+        for l in &hdrs {
+            let name = name_of(l);
+            if name == "content-length" || name == "l" {
+                continue;
+            }
+            req.push_str(l);
+            if (name == "from" || name == "f") && !l.to_ascii_lowercase().contains(";tag=") {
+                req.push_str(&format!(";tag={:x}{n:x}", tm.seed & 0xff_ffff));
+            }
+            req.push_str("\r\n");
+        }
+        if !has(&hdrs, "call-id", "i") {
+            req.push_str(&format!(
+                "Call-ID: {:x}-{n:x}@{host}\r\n",
+                tm.seed & 0xff_ffff
+            ));
+        }
+        if !has(&hdrs, "cseq", "") {
+            req.push_str(&format!("CSeq: 1 {method}\r\n"));
+        }
+        let body = body.unwrap_or_default();
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        let (send, recv) = std::sync::mpsc::channel();
+        let r = {
+            let mut g = tm.shard(i).lock();
+            let r = g.table.send_request(
+                now(),
+                bytes::Bytes::from(req.into_bytes()),
+                Peer { transport, addr },
+                None,
+            );
+            if let Ok(ck) = r {
+                g.locals.insert(ck, Local::Uac(send));
+            }
+            r
+        };
+        tm.pump(&rt, i);
+        tm.dispatch_pending(&rt);
+        if r.is_err() {
+            return Ok(json!({ "Status": "500 MI/UAC failed" }));
+        }
+        tm.stat(|s| s.uac.inc());
+        // Timer B/F or fr_inv_timeout end the transaction with a 408 well before this.
+        match recv.recv_timeout(Duration::from_secs(600)) {
+            Ok(Ok(m)) => Ok(reply_json(&m)),
+            Ok(Err(code)) => Ok(json!({
+                "Status": format!("{code} {}", String::from_utf8_lossy(sipox_txn::reason_phrase(code))),
+            })),
+            Err(_) => Err(MiError::server_error("no final reply")),
+        }
+    }
+
+    fn reply_json(m: &SipMsg) -> Value {
+        let code = m.status().unwrap_or(0);
+        let raw = String::from_utf8_lossy(m.raw()).into_owned();
+        let rest = raw.split_once("\r\n").map_or("", |(_, r)| r).to_owned();
+        json!({
+            "Status": format!("{code} {}", String::from_utf8_lossy(m.reason())),
+            "Message": rest,
+        })
+    }
 }

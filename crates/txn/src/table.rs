@@ -41,6 +41,8 @@ struct ServerTxn {
     interval: Duration,
     fork: Option<Box<Fork>>,
     cancelled: bool,
+    /// Header lines (each ending in CRLF) added to the CANCELs of this transaction's branches.
+    cancel_hdrs: Bytes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,6 +414,7 @@ impl TxnTable {
             interval: self.cfg.t1,
             fork: None,
             cancelled: false,
+            cancel_hdrs: Bytes::new(),
         };
         let sk = ServerKey(self.servers.insert(txn));
         self.server_map.insert(key, sk);
@@ -895,6 +898,14 @@ impl TxnTable {
         }
     }
 
+    /// Header lines (each ending in CRLF: a `Reason`, headers the proxy adds to every request
+    /// of the transaction) that the CANCELs of `sk`'s branches carry from now on.
+    pub fn set_cancel_headers(&mut self, sk: ServerKey, hdrs: Bytes) {
+        if let Some(s) = self.servers.get_mut(sk.0) {
+            s.cancel_hdrs = hdrs;
+        }
+    }
+
     /// Cancels every pending INVITE branch of a server transaction.
     pub fn cancel_branches(&mut self, now: Instant, sk: ServerKey) {
         let branches: SmallVec<[ClientKey; 4]> = self
@@ -914,8 +925,23 @@ impl TxnTable {
         };
         c.cancel = Cancel::Sent;
         let invite = SipMsg::parse(c.req.clone())?;
-        let mut out = Vec::with_capacity(c.req.len() + 64);
+        let extra = c
+            .parent
+            .and_then(|(sk, _)| self.servers.get(sk.0))
+            .map(|s| s.cancel_hdrs.clone())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(c.req.len() + extra.len() + 64);
         build_cancel(&invite, None, &mut out)?;
+        // The extra lines go before the closing Content-Length.
+        const END: &[u8] = b"Content-Length: 0\r\n\r\n";
+        if !extra.is_empty() && out.ends_with(END) {
+            out.truncate(out.len() - END.len());
+            out.extend_from_slice(&extra);
+            out.extend_from_slice(END);
+        }
+        let Some(c) = self.clients.get(ck.0) else {
+            return Err(TxnError::NoTransaction);
+        };
         let cancel = Bytes::copy_from_slice(&out);
         let dest = c.dest;
         let key = ClientMatch {
@@ -980,6 +1006,32 @@ impl TxnTable {
             &opts,
             &mut out,
         )?;
+        self.send_reply_bytes(now, sk, code, Bytes::copy_from_slice(&out))
+    }
+
+    /// [`Self::reply_with`] with the To tag and body chosen by the caller (MI `t_reply`).
+    #[allow(clippy::too_many_arguments)] // a reply's parts, as OpenSIPS's t_reply takes them
+    pub fn reply_full(
+        &mut self,
+        now: Instant,
+        sk: ServerKey,
+        code: u16,
+        reason: &[u8],
+        to_tag: Option<&[u8]>,
+        extra_headers: &[u8],
+        body: Option<(&[u8], &[u8])>,
+    ) -> Result<(), TxnError> {
+        let tag = self.local_tag(sk);
+        let s = self.servers.get(sk.0).ok_or(TxnError::NoTransaction)?;
+        let req = SipMsg::parse(s.req.clone())?;
+        let mut out = Vec::with_capacity(s.req.len() + extra_headers.len() + 64);
+        let opts = ReplyOpts {
+            to_tag: Some(to_tag.unwrap_or(&tag)),
+            extra_headers,
+            body,
+            ..ReplyOpts::default()
+        };
+        build_reply(&req, code, reason, &opts, &mut out)?;
         self.send_reply_bytes(now, sk, code, Bytes::copy_from_slice(&out))
     }
 

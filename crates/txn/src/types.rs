@@ -49,6 +49,22 @@ pub(crate) struct Id {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerKey(pub(crate) Id);
 
+impl ServerKey {
+    /// The key as one number (slot and generation), for identifiers shown outside the
+    /// process (MI `t_reply`'s `trans_id`).
+    pub fn label(self) -> u64 {
+        (u64::from(self.0.idx) << 32) | u64::from(self.0.generation)
+    }
+
+    /// The key of a [`Self::label`]; a stale or made-up label finds no transaction.
+    pub fn from_label(label: u64) -> Self {
+        Self(Id {
+            idx: u32::try_from(label >> 32).unwrap_or(u32::MAX),
+            generation: u32::try_from(label & 0xffff_ffff).unwrap_or(0),
+        })
+    }
+}
+
 /// A client transaction (one branch when it belongs to a server transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientKey(pub(crate) Id);

@@ -377,3 +377,271 @@ fn sipp_burst_of_100_calls_loses_none() {
     // all 100 calls started within one second
     calls_through(&format!("127.0.0.1:{port}"), 100, 100);
 }
+
+fn header(m: &SipMsg, name: &str) -> Option<String> {
+    m.header_named(name.as_bytes())
+        .map(|h| String::from_utf8_lossy(m.value(h)).into_owned())
+}
+
+#[test]
+fn t_add_hdrs_reach_failure_route_branches_and_t_flush_flags_carries_late_flags() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    // The flag set after t_relay() reaches the failure route only through t_flush_flags().
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!(
+            "  t_newtran();\n  t_add_hdrs(\"X-Origin: 1.1.1.1\\r\\n\");\n  t_on_failure(\"f\");\n  \
+             t_relay();\n  setflag(\"LATE\");\n  t_flush_flags();\n}}\n\
+             failure_route[f] {{\n  if (isflagset(\"LATE\")) {{\n    \
+             $ru = \"sip:bob@127.0.0.1:{p2}\";\n    t_relay();\n  }} else t_reply(598, \"Lost\");"
+        ),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(
+        &request("INVITE", &format!("sip:bob@127.0.0.1:{p1}"), port, "ah1"),
+        addr,
+    )
+    .unwrap();
+    let (inv, from) = recv_from(&uas1);
+    assert_eq!(header(&inv, "X-Origin").as_deref(), Some("1.1.1.1"));
+    // Give the route time to flush its flag before the branch fails.
+    std::thread::sleep(Duration::from_millis(100));
+    answer(&uas1, &inv, from, 486, "Busy Here");
+    let (ack, _) = recv_from(&uas1);
+    assert_eq!(ack.method(), Some(Method::Ack));
+    let (inv2, from2) = recv_from(&uas2);
+    assert_eq!(inv2.method(), Some(Method::Invite));
+    assert_eq!(
+        header(&inv2, "X-Origin").as_deref(),
+        Some("1.1.1.1"),
+        "the failure route's branch carries the transaction's headers"
+    );
+    assert_eq!(inv2.headers_named(b"X-Origin").count(), 1);
+    answer(&uas2, &inv2, from2, 200, "OK");
+    assert_eq!(recv_skip_100(&uac).status(), Some(200));
+}
+
+#[test]
+fn t_cancel_branch_on_183_with_t_add_cancel_reason() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  t_add_cancel_reason(\"Reason: SIP;cause=480\\r\\n\");\n  t_add_hdrs(\"X-T: 1\\r\\n\");\n  \
+         t_on_reply(\"r\");\n  t_relay();\n}\n\
+         onreply_route[r] {\n  if (t_check_status(\"183\")) t_cancel_branch();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(
+        &request("INVITE", &format!("sip:bob@127.0.0.1:{p}"), port, "cb1"),
+        addr,
+    )
+    .unwrap();
+    let (inv, from) = recv_from(&uas);
+    answer(&uas, &inv, from, 183, "Session Progress");
+    let (cancel, cfrom) = recv_from(&uas);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+    assert_eq!(
+        cancel.via1().unwrap().branch(),
+        inv.via1().unwrap().branch()
+    );
+    assert_eq!(header(&cancel, "Reason").as_deref(), Some("SIP;cause=480"));
+    assert_eq!(header(&cancel, "X-T").as_deref(), Some("1"));
+    // The 183 is relayed once its onreply route has finished.
+    assert_eq!(recv_skip_100(&uac).status(), Some(183));
+    answer(&uas, &cancel, cfrom, 200, "OK");
+    answer(&uas, &inv, from, 487, "Request Terminated");
+    assert_eq!(recv_skip_100(&uac).status(), Some(487));
+}
+
+#[test]
+fn t_add_cancel_reason_in_the_cancel_route() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  if (is_method(\"CANCEL\")) {\n    \
+         t_add_cancel_reason(\"Reason: SIP;cause=200;text=elsewhere\\r\\n\");\n    \
+         if (t_check_trans()) t_relay();\n    exit;\n  }\n  t_check_trans();\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    uac.send_to(&request("INVITE", &ruri, port, "cr1"), addr)
+        .unwrap();
+    let (inv, from) = recv_from(&uas);
+    answer(&uas, &inv, from, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    uac.send_to(&request("CANCEL", &ruri, port, "cr1"), addr)
+        .unwrap();
+    let (cancel, cfrom) = recv_from(&uas);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+    assert_eq!(
+        header(&cancel, "Reason").as_deref(),
+        Some("SIP;cause=200;text=elsewhere")
+    );
+    answer(&uas, &cancel, cfrom, 200, "OK");
+    answer(&uas, &inv, from, 487, "Request Terminated");
+}
+
+#[test]
+fn t_reply_by_callid_answers_a_parked_invite() {
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  if (is_method(\"INVITE\")) {\n    t_reply(180, \"Ringing\");\n    exit;\n  }\n  \
+         if (is_method(\"CANCEL\")) {\n    t_reply_by_callid(487, \"Request Terminated\");\n    \
+         sl_send_reply(200, \"OK\");\n    exit;\n  }\n  \
+         if (is_method(\"BYE\")) {\n    \
+         if (t_reply_by_callid(486, \"Busy\", $ci, \"1\")) sl_send_reply(200, \"OK\");\n    \
+         else sl_send_reply(481, \"None\");\n  }",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(&request("INVITE", "sip:park@127.0.0.1", port, "rc1"), addr)
+        .unwrap();
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    uac.send_to(&request("CANCEL", "sip:park@127.0.0.1", port, "rc1"), addr)
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = recv_skip_100(&uac);
+        got.push((m.status(), m.cseq().unwrap().method()));
+    }
+    assert!(got.contains(&(Some(200), Method::Cancel)), "{got:?}");
+    assert!(got.contains(&(Some(487), Method::Invite)), "{got:?}");
+
+    // Explicit Call-ID and CSeq (a BYE whose CSeq is not the INVITE's).
+    uac.send_to(&request("INVITE", "sip:park@127.0.0.1", port, "rc2"), addr)
+        .unwrap();
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    let bye = String::from_utf8(request("BYE", "sip:park@127.0.0.1", port, "rc2b"))
+        .unwrap()
+        .replace("rc2b@test", "rc2@test")
+        .replace("CSeq: 1 BYE", "CSeq: 2 BYE");
+    uac.send_to(bye.as_bytes(), addr).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = recv_skip_100(&uac);
+        got.push((m.status(), m.cseq().unwrap().method()));
+    }
+    assert!(got.contains(&(Some(200), Method::Bye)), "{got:?}");
+    assert!(got.contains(&(Some(486), Method::Invite)), "{got:?}");
+}
+
+#[test]
+fn t_replicate_sends_a_copy_whose_replies_stay_here() {
+    let uas = udp();
+    let copy = udp();
+    let p = uas.local_addr().unwrap().port();
+    let pc = copy.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!("  t_replicate(\"sip:127.0.0.1:{pc}\");\n  t_relay();"),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    uac.send_to(&request("INVITE", &ruri, port, "rp1"), addr)
+        .unwrap();
+    let (dup, dfrom) = recv_from(&copy);
+    assert_eq!(dup.method(), Some(Method::Invite));
+    assert_eq!(dup.ruri_raw(), ruri.as_bytes(), "the R-URI is kept");
+    let (inv, from) = recv_from(&uas);
+    assert_ne!(
+        dup.via1().unwrap().branch(),
+        inv.via1().unwrap().branch(),
+        "a transaction of its own"
+    );
+    // The copy's replies go nowhere upstream; its negative final is acknowledged here.
+    answer(&copy, &dup, dfrom, 180, "Ringing");
+    answer(&copy, &dup, dfrom, 486, "Busy Here");
+    let (ack, _) = recv_from(&copy);
+    assert_eq!(ack.method(), Some(Method::Ack));
+    std::thread::sleep(Duration::from_millis(100));
+    answer(&uas, &inv, from, 200, "OK");
+    let m = recv_skip_100(&uac);
+    assert_eq!(
+        m.status(),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(m.raw())
+    );
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the MI call's clock
+fn mi_t_reply_answers_a_pending_transaction_by_its_id() {
+    let (s, addr) = start(&tm_cfg(
+        "",
+        "  t_newtran();\n  append_to_reply(\"X-Tid: $T_id\\r\\n\");\n  t_reply(180, \"Ringing\");",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(&request("INVITE", "sip:park@127.0.0.1", port, "mr1"), addr)
+        .unwrap();
+    let ring = recv_skip_100(&uac);
+    assert_eq!(ring.status(), Some(180));
+    let tid = header(&ring, "X-Tid").unwrap();
+    assert!(tid.contains(':'), "{tid}");
+    let now = std::time::SystemTime::now();
+    let e = s.mi.call(
+        "t_reply",
+        &serde_json::json!({"code": 486, "reason": "Busy", "trans_id": "1:12345", "to_tag": "x"}),
+        now,
+    );
+    assert!(e.is_err(), "an unknown transaction: {e:?}");
+    let v =
+        s.mi.call(
+            "t_reply",
+            &serde_json::json!({
+                "code": 486, "reason": "Busy Here", "trans_id": tid,
+                "to_tag": "mitag", "new_headers": "X-MI: yes\r\n"
+            }),
+            now,
+        )
+        .unwrap();
+    assert_eq!(v, serde_json::json!("OK"));
+    let fin = recv_skip_100(&uac);
+    assert_eq!(fin.status(), Some(486));
+    assert_eq!(fin.reason(), b"Busy Here");
+    assert_eq!(header(&fin, "X-MI").as_deref(), Some("yes"));
+    assert!(header(&fin, "To").unwrap().contains("tag=mitag"));
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the MI call's clock
+fn mi_t_uac_dlg_sends_a_request_and_returns_its_final_reply() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (s, _addr) = start(&tm_cfg("", "  exit;"));
+    let call = std::thread::spawn(move || {
+        s.mi.call(
+            "t_uac_dlg",
+            &serde_json::json!({
+                "method": "OPTIONS",
+                "ruri": "sip:bob@example.com",
+                "next_hop": format!("sip:127.0.0.1:{p}"),
+                "headers": "From: <sip:mi@sipox>\r\nTo: <sip:bob@example.com>\r\nX-Test: 1\r\n",
+            }),
+            std::time::SystemTime::now(),
+        )
+    });
+    let (req, from) = recv_from(&uas);
+    assert_eq!(req.method(), Some(Method::Options));
+    assert_eq!(req.ruri_raw(), b"sip:bob@example.com");
+    assert_eq!(header(&req, "X-Test").as_deref(), Some("1"));
+    assert!(
+        header(&req, "From").unwrap().contains(";tag="),
+        "a From tag is added"
+    );
+    assert!(req.call_id().is_some());
+    answer(&uas, &req, from, 200, "OK");
+    let v = call.join().unwrap().unwrap();
+    assert_eq!(v["Status"], "200 OK");
+    assert!(v["Message"].as_str().unwrap().contains("uastag"), "{v}");
+}

@@ -476,33 +476,55 @@ impl Call for ForceSendSocket {
     fn call(&self, cx: &mut MsgCx) -> R {
         let mut t = cx.take_buf();
         cx.eval_fmt(&self.0, &mut t);
-        let spec = String::from_utf8_lossy(&t).parse::<sipox_transport::ListenSpec>();
+        let r = socket_from_script(cx, &t);
         cx.give_buf(t);
-        let (Ok(spec), Some(rt)) = (spec, cx.ext::<Runtime>()) else {
-            return Ok(Ret(-1));
-        };
-        let id = rt.transports().and_then(|tx| {
-            tx.sockets()
-                .iter()
-                .find(|s| {
-                    s.proto == spec.proto
-                        && s.local.ip() == spec.addr
-                        && s.local.port() == spec.port
-                })
-                .map(|s| s.id)
-        });
-        let Some(id) = id else {
+        if r < 0 {
             cx.log(
                 -1,
                 b"ERROR: force_send_socket: sipox does not listen on that socket",
             );
-            return Ok(Ret(-1));
-        };
-        if let Some(f) = cx.state::<ViaFlags>() {
-            f.send_socket = Some(id);
         }
-        Ok(Ret(1))
+        Ok(Ret(r))
     }
+}
+
+/// Makes the listening socket `proto:ip:port` the send socket of this message
+/// (`force_send_socket()`, `$socket_out = ...`); an empty spec clears the choice. 1, or -1 when
+/// sipox does not listen there.
+pub(crate) fn socket_from_script(cx: &mut MsgCx, spec: &[u8]) -> i32 {
+    if spec.is_empty() {
+        if let Some(f) = cx.state::<ViaFlags>() {
+            f.send_socket = None;
+        }
+        cx.set_socket_out(None);
+        return 1;
+    }
+    let spec = String::from_utf8_lossy(spec).parse::<sipox_transport::ListenSpec>();
+    let (Ok(spec), Some(rt)) = (spec, cx.ext::<Runtime>()) else {
+        return -1;
+    };
+    let found = rt.transports().and_then(|tx| {
+        tx.sockets()
+            .iter()
+            .find(|s| {
+                s.proto == spec.proto && s.local.ip() == spec.addr && s.local.port() == spec.port
+            })
+            .map(|s| (s.id, s.proto, s.local))
+    });
+    let Some((id, proto, local)) = found else {
+        return -1;
+    };
+    if let Some(f) = cx.state::<ViaFlags>() {
+        f.send_socket = Some(id);
+    }
+    let src = *cx.source();
+    cx.set_socket_out(Some(sipox_script::Source {
+        proto: proto.as_str(),
+        local_ip: local.ip(),
+        local_port: local.port(),
+        ..src
+    }));
+    1
 }
 
 /// `send(destination[, headers])`: sends the message as it stands (with the script's edits and

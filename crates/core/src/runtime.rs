@@ -266,6 +266,7 @@ fn new_cx(rt: &Arc<Runtime>, prog: &Arc<Program>) -> MsgCx {
     cx.set_ext(rt.clone());
     cx.set_log_sink(rt.log.sink());
     cx.set_reply_fn(crate::fns::reply_from_script);
+    cx.set_socket_fn(crate::fns::socket_from_script);
     cx
 }
 

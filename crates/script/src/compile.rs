@@ -183,6 +183,7 @@ pub const CORE_PVS: &[&str] = &[
     "src_ip",
     "sp",
     "socket_in",
+    "socket_out",
     "au",
     "aU",
     "ar",
@@ -1408,21 +1409,28 @@ impl<'a> Compiler<'a> {
             "Ri" => Pv::SocketIn(SockPart::Ip),
             "Rp" => Pv::SocketIn(SockPart::Port),
             "sp" => Pv::SrcPort,
-            "socket_in" => Pv::SocketIn(match name {
-                None => SockPart::Whole,
-                Some("ip") => SockPart::Ip,
-                Some("port") => SockPart::Port,
-                Some("proto") => SockPart::Proto,
-                Some("advertised_ip") => SockPart::AdvIp,
-                Some("advertised_port") => SockPart::AdvPort,
-                Some("tag") => SockPart::Tag,
-                Some("anycast") => SockPart::Anycast,
-                Some("af") => SockPart::Af,
-                Some(_) => {
-                    self.err(span, "bad $socket_in() field", None);
-                    return Ok(None);
+            "socket_in" | "socket_out" => {
+                let part = match name {
+                    None => SockPart::Whole,
+                    Some("ip") => SockPart::Ip,
+                    Some("port") => SockPart::Port,
+                    Some("proto") => SockPart::Proto,
+                    Some("advertised_ip") => SockPart::AdvIp,
+                    Some("advertised_port") => SockPart::AdvPort,
+                    Some("tag") => SockPart::Tag,
+                    Some("anycast") => SockPart::Anycast,
+                    Some("af") => SockPart::Af,
+                    Some(_) => {
+                        self.err(span, format!("bad ${}() field", v.class), None);
+                        return Ok(None);
+                    }
+                };
+                if v.class == "socket_in" {
+                    Pv::SocketIn(part)
+                } else {
+                    Pv::SocketOut(part)
                 }
-            }),
+            }
             "au" => Pv::Auth(AuthPart::User),
             "aU" => Pv::Auth(AuthPart::WholeUser),
             "ar" => Pv::Auth(AuthPart::Realm),
@@ -1596,6 +1604,7 @@ fn is_writable(pv: &Pv) -> bool {
             | Pv::LogLevel
             | Pv::XlogLevel
             | Pv::Shv(_)
+            | Pv::SocketOut(SockPart::Whole)
     )
 }
 

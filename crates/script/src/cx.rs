@@ -111,6 +111,11 @@ pub struct Branch {
     pub flags: u64,
 }
 
+/// How a write to `$socket_out` selects the send socket: `f(cx, "proto:ip:port")` (empty:
+/// reset) returns 1 when a listening socket matched (and records it with
+/// [`MsgCx::set_socket_out`]), -1 otherwise.
+pub type SocketFn = fn(&mut MsgCx, &[u8]) -> i32;
+
 /// The network source of the message being processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
@@ -246,6 +251,9 @@ pub struct MsgCx {
     pub(crate) reply_hdrs: Vec<u8>,
     pub(crate) states: Vec<Box<dyn MsgState>>,
     pub(crate) reply_fn: Option<crate::ReplyFn>,
+    /// The socket `force_send_socket()` / `$socket_out` chose (`local_*` and `proto` used).
+    pub(crate) socket_out: Option<Source>,
+    pub(crate) socket_fn: Option<SocketFn>,
     pub(crate) event_params: Vec<(String, String)>,
 }
 
@@ -305,6 +313,8 @@ impl MsgCx {
             reply_hdrs: Vec::new(),
             states: Vec::new(),
             reply_fn: None,
+            socket_out: None,
+            socket_fn: None,
             event_params: Vec::new(),
         }
     }
@@ -331,6 +341,22 @@ impl MsgCx {
     /// Installs how module functions answer the current request ([`crate::ReplyFn`]).
     pub fn set_reply_fn(&mut self, f: crate::ReplyFn) {
         self.reply_fn = Some(f);
+    }
+
+    /// Installs how `$socket_out = "proto:ip:port"` picks a listening socket ([`SocketFn`]).
+    pub fn set_socket_fn(&mut self, f: SocketFn) {
+        self.socket_fn = Some(f);
+    }
+
+    /// Records the send socket chosen for this message (`force_send_socket()`); `None`
+    /// clears it. `$socket_out` reads it (`local_ip`, `local_port`, `proto`).
+    pub fn set_socket_out(&mut self, s: Option<Source>) {
+        self.socket_out = s;
+    }
+
+    /// The send socket chosen for this message, if any.
+    pub fn socket_out(&self) -> Option<&Source> {
+        self.socket_out.as_ref()
     }
 
     /// Answers the current request with `code reason` and the header lines `extra` (each
@@ -421,6 +447,7 @@ impl MsgCx {
         self.params.clear();
         self.frames.clear();
         self.reply_hdrs.clear();
+        self.socket_out = None;
         for s in &mut self.states {
             s.reset();
         }

@@ -751,32 +751,8 @@ impl MsgCx {
                 Kind::Str
             }
             Pv::SrcPort => Kind::Int(i64::from(self.src.port)),
-            Pv::SocketIn(p) => {
-                use std::io::Write as _;
-                let s = self.src;
-                match p {
-                    SockPart::Whole => {
-                        let _ = write!(out, "{}:{}:{}", s.proto, s.local_ip, s.local_port);
-                        Kind::Str
-                    }
-                    SockPart::Ip | SockPart::AdvIp => {
-                        let _ = write!(out, "{}", s.local_ip);
-                        Kind::Str
-                    }
-                    SockPart::Port | SockPart::AdvPort => Kind::Int(i64::from(s.local_port)),
-                    SockPart::Proto => put(out, s.proto.as_bytes()),
-                    SockPart::Tag => Kind::Null,
-                    SockPart::Anycast => Kind::Int(0),
-                    SockPart::Af => put(
-                        out,
-                        if s.local_ip.is_ipv4() {
-                            b"INET".as_slice()
-                        } else {
-                            b"INET6".as_slice()
-                        },
-                    ),
-                }
-            }
+            Pv::SocketIn(p) => sock_get(&self.src, *p, out),
+            Pv::SocketOut(p) => sock_get(self.socket_out.as_ref().unwrap_or(&self.src), *p, out),
             Pv::Auth(p) => self.with_msg(out, |m, o| auth_part(m, *p, o)),
             Pv::Branch(p) => {
                 let i = idx.unwrap_or(0);
@@ -1074,6 +1050,21 @@ impl MsgCx {
                 std::mem::swap(&mut self.ruri, &mut nb);
                 self.ruri_set = true;
                 self.give_buf(nb);
+            }
+            Pv::SocketOut(_) => {
+                if kind == Kind::Null {
+                    buf.clear();
+                } else {
+                    text_of(kind, buf);
+                }
+                match self.socket_fn {
+                    Some(f) => {
+                        if f(self, buf) < 0 {
+                            self.emit_log(-1, b"ERROR: $socket_out: no such listening socket");
+                        }
+                    }
+                    None => self.emit_log(-1, b"ERROR: $socket_out cannot be set here"),
+                }
             }
             Pv::RuriQ => {
                 self.ruri_q = as_int(kind, buf)
@@ -1699,5 +1690,32 @@ mod smallvec_lite {
             }
             f
         }
+    }
+}
+
+/// A field of a socket (`$socket_in(...)` / `$socket_out(...)`).
+fn sock_get(s: &crate::cx::Source, p: SockPart, out: &mut Vec<u8>) -> Kind {
+    use std::io::Write as _;
+    match p {
+        SockPart::Whole => {
+            let _ = write!(out, "{}:{}:{}", s.proto, s.local_ip, s.local_port);
+            Kind::Str
+        }
+        SockPart::Ip | SockPart::AdvIp => {
+            let _ = write!(out, "{}", s.local_ip);
+            Kind::Str
+        }
+        SockPart::Port | SockPart::AdvPort => Kind::Int(i64::from(s.local_port)),
+        SockPart::Proto => put(out, s.proto.as_bytes()),
+        SockPart::Tag => Kind::Null,
+        SockPart::Anycast => Kind::Int(0),
+        SockPart::Af => put(
+            out,
+            if s.local_ip.is_ipv4() {
+                b"INET".as_slice()
+            } else {
+                b"INET6".as_slice()
+            },
+        ),
     }
 }

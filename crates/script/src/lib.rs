@@ -47,7 +47,8 @@ mod value;
 
 pub use compile::{CORE_PVS, CompileOptions, Compiled, compile, compile_str};
 pub use cx::{
-    Branch, LogLine, MIN_BUF, MsgCx, MsgState, Outcome, Ret, RunError, Source, Stop, TxnCtx,
+    Branch, LogLine, MIN_BUF, MsgCx, MsgState, Outcome, Ret, RunError, SocketFn, Source, Stop,
+    TxnCtx,
 };
 pub use instances::{EventFn, Instances, LogFn, ReplyFn};
 pub use program::{Fmt, Program, PvRef, RouteId};

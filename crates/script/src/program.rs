@@ -328,6 +328,8 @@ pub(crate) enum Pv {
     SrcIp,
     SrcPort,
     SocketIn(SockPart),
+    /// `$socket_out` / `$socket_out(field)`: the forced send socket, else the receiving one.
+    SocketOut(SockPart),
     Auth(AuthPart),
     Branch(BranchPart),
     BranchFlag(u32),

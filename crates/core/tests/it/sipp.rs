@@ -387,6 +387,47 @@ fn forward_resolves_names_with_rfc3263() {
 }
 
 #[test]
+fn socket_in_and_socket_out_variables() {
+    let uas = UdpSocket::bind("127.0.0.1:0").unwrap();
+    uas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let uas_port = uas.local_addr().unwrap().port();
+    let (p1, p2) = (free_port(false), free_port(false));
+    let s = server(&format!(
+        "socket = udp:127.0.0.1:{p1}\nsocket = udp:127.0.0.1:{p2}\nloadmodule \"sipmsgops.so\"\n\
+         route {{\n  append_hf(\"X-Before: $socket_out\\r\\n\");\n  \
+         if (is_method(\"OPTIONS\")) $socket_out = \"udp:127.0.0.1:{p2}\"; else force_send_socket(\"udp:127.0.0.1:{p2}\");\n  \
+         append_hf(\"X-In: $socket_in(proto) $socket_in(ip) $socket_in(port) $socket_in(af)\\r\\nX-Out: $socket_out $socket_out(port)\\r\\n\");\n  \
+         forward(\"sip:127.0.0.1:{uas_port}\");\n}}\n"
+    ));
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let req = |method: &str, b: &str| {
+        format!(
+            "{method} sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{b}\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: {b}\r\nCSeq: 1 {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let mut buf = vec![0u8; 4096];
+    for (method, b) in [("OPTIONS", "so1"), ("MESSAGE", "so2")] {
+        c.send_to(req(method, b).as_bytes(), ("127.0.0.1", p1))
+            .unwrap();
+        let (n, from) = uas.recv_from(&mut buf).unwrap();
+        assert_eq!(from.port(), p2, "{method}: sent from the chosen socket");
+        let m = sipox_sip_msg::SipMsg::parse(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+        let h =
+            |n: &[u8]| String::from_utf8_lossy(m.value(m.header_named(n).unwrap())).into_owned();
+        assert_eq!(
+            h(b"X-Before"),
+            format!("udp:127.0.0.1:{p1}"),
+            "{method}: defaults to $socket_in"
+        );
+        assert_eq!(h(b"X-In"), format!("udp 127.0.0.1 {p1} INET"));
+        assert_eq!(h(b"X-Out"), format!("udp:127.0.0.1:{p2} {p2}"), "{method}");
+    }
+    drop(s);
+}
+
+#[test]
 fn via_handling_functions_and_send() {
     let uas = UdpSocket::bind("127.0.0.1:0").unwrap();
     uas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -384,3 +384,30 @@ fn request_and_reply_contexts() {
         "the other message is not available: NULL, never the wrong one"
     );
 }
+
+#[test]
+fn socket_in_and_socket_out_fields() {
+    let prog = sipox_script::compile_str(
+        "t.cfg",
+        "route { $var(a) = $socket_in + \" \" + $socket_in(af) + \" \" + $socket_out(port); $socket_out = \"udp:1.2.3.4:5060\"; $var(b) = $socket_out; }",
+    )
+    .unwrap();
+    let mut cx = sipox_script::MsgCx::new(prog);
+    cx.capture_logs();
+    cx.set_message(msg(INVITE));
+    cx.set_source(sipox_script::Source {
+        ip: "10.0.0.1".parse().unwrap(),
+        port: 5070,
+        proto: "tcp",
+        local_ip: "::1".parse().unwrap(),
+        local_port: 5061,
+    });
+    cx.run_main();
+    assert_eq!(var(&cx, "a"), "tcp:::1:5061 INET6 5061");
+    // without a runtime the write is refused and the receiving socket stays
+    assert_eq!(var(&cx, "b"), "tcp:::1:5061");
+    let e = compile_err("route { $socket_out(port) = 5; }");
+    assert!(e.contains("read-only"), "{e}");
+    let e = compile_err("route { $var(x) = $socket_out(bogus); }");
+    assert!(e.contains("socket_out"), "{e}");
+}

@@ -847,7 +847,16 @@ impl Server {
             .map_err(|e| StartError::Mi(format!("statistics: {e}")))?;
         let seed = now_us().unsigned_abs();
         let tm_loaded = program.modules().iter().any(|m| m == "tm");
-        let tm = crate::tm::Tm::new(&crate::tm::TmParams::from_ast(&ast), seed);
+        let mut tm_params = crate::tm::TmParams::from_ast(&ast);
+        if cfg.server_signature {
+            tm_params.server = Some(Bytes::copy_from_slice(
+                header_value(&cfg.server_header).as_bytes(),
+            ));
+            tm_params.user_agent = Some(Bytes::copy_from_slice(
+                header_value(&cfg.user_agent_header).as_bytes(),
+            ));
+        }
+        let tm = crate::tm::Tm::new(&tm_params, seed);
         let rt = Arc::new(Runtime {
             cfg,
             tx: OnceLock::new(),

@@ -55,6 +55,10 @@ pub(crate) struct TmParams {
     t2: Duration,
     disable_6xx_block: bool,
     auto_100trying: bool,
+    /// `Server:` value of the replies tm builds (core `server_header`, `server_signature`).
+    pub(crate) server: Option<Bytes>,
+    /// `User-Agent:` value of the CANCELs and ACKs tm builds (core `user_agent_header`).
+    pub(crate) user_agent: Option<Bytes>,
 }
 
 impl Default for TmParams {
@@ -66,6 +70,8 @@ impl Default for TmParams {
             t2: Duration::from_secs(4),
             disable_6xx_block: false,
             auto_100trying: true,
+            server: None,
+            user_agent: None,
         }
     }
 }
@@ -133,6 +139,8 @@ impl TmParams {
                 Trying::Never
             });
         c.tag_seed = seed;
+        c.server.clone_from(&self.server);
+        c.user_agent.clone_from(&self.user_agent);
         c
     }
 }

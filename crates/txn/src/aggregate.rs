@@ -187,12 +187,13 @@ impl ReplyAggregator {
     /// Builds the response to relay upstream for [`Self::select`]: the branch's response with
     /// its top Via removed, the challenges of every other 401/407 branch appended when it is a
     /// 401/407, and 503 turned into 500 when `map_503` is set; or, for a local failure, a reply
-    /// to `request` with `to_tag`.
+    /// to `request` with `to_tag` (and a `Server:` header when `server` is given).
     pub fn assemble(
         &self,
         request: &SipMsg,
         map_503: bool,
         to_tag: &[u8],
+        server: Option<&[u8]>,
     ) -> Result<Option<SipMsg>, TxnError> {
         let Some(sel) = &self.best else {
             return Ok(None);
@@ -206,6 +207,7 @@ impl ReplyAggregator {
             let mut out = Vec::with_capacity(request.raw().len() / 2 + 64);
             let opts = ReplyOpts {
                 to_tag: Some(to_tag),
+                server,
                 ..ReplyOpts::default()
             };
             build_reply(request, code, reason_phrase(code), &opts, &mut out)?;

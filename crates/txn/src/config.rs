@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 /// When an INVITE server transaction sends `100 Trying` by itself (RFC 3261 §17.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trying {
@@ -43,6 +45,12 @@ pub struct TxnConfig {
     /// failed with 408 at once (and still send the CANCEL), as OpenSIPS does when
     /// `fr_inv_timeout` hits, instead of waiting for the CANCEL's outcome (RFC 3261 §16.8).
     pub timer_c_fails_at_once: bool,
+    /// `Server:` value for the replies the table builds itself (100 Trying, local replies,
+    /// local failures): OpenSIPS's `server_header` when `server_signature` is on.
+    pub server: Option<Bytes>,
+    /// `User-Agent:` value for the requests the table builds itself (CANCEL, ACK of a failure):
+    /// OpenSIPS's `user_agent_header` when `server_signature` is on.
+    pub user_agent: Option<Bytes>,
 }
 
 impl Default for TxnConfig {
@@ -60,6 +68,8 @@ impl Default for TxnConfig {
             tag_seed: 0x5a5a_1234_9876_abcd,
             fr_timeout: None,
             timer_c_fails_at_once: false,
+            server: None,
+            user_agent: None,
         }
     }
 }

@@ -452,13 +452,11 @@ impl TxnTable {
         let s = self.servers.get(sk.0).ok_or(TxnError::NoTransaction)?;
         let req = SipMsg::parse(s.req.clone())?;
         let mut out = Vec::with_capacity(s.req.len() + 32);
-        build_reply(
-            &req,
-            100,
-            reason_phrase(100),
-            &ReplyOpts::default(),
-            &mut out,
-        )?;
+        let opts = ReplyOpts {
+            server: self.cfg.server.as_deref(),
+            ..ReplyOpts::default()
+        };
+        build_reply(&req, 100, reason_phrase(100), &opts, &mut out)?;
         let dest = s.source;
         self.transmit(dest, Bytes::from(out), TxnRef::Server(sk));
         Ok(())
@@ -601,6 +599,7 @@ impl TxnTable {
                     let invite = SipMsg::parse(c.req.clone())?;
                     let mut out = Vec::with_capacity(c.req.len() + 64);
                     build_ack_for_non2xx(&invite, &msg, &mut out)?;
+                    add_user_agent(&mut out, self.cfg.user_agent.as_deref());
                     Bytes::copy_from_slice(&out)
                 };
                 c.state = ClientState::Completed;
@@ -766,7 +765,12 @@ impl TxnTable {
         let Ok(req) = SipMsg::parse(s.req.clone()) else {
             return;
         };
-        if let Ok(Some(msg)) = f.agg.assemble(&req, self.cfg.map_503_to_500, &tag) {
+        if let Ok(Some(msg)) = f.agg.assemble(
+            &req,
+            self.cfg.map_503_to_500,
+            &tag,
+            self.cfg.server.as_deref(),
+        ) {
             let code = msg.status().unwrap_or(500);
             self.events
                 .push_back(TxnEvent::BestFinal { txn: sk, code, msg });
@@ -932,6 +936,7 @@ impl TxnTable {
             .unwrap_or_default();
         let mut out = Vec::with_capacity(c.req.len() + extra.len() + 64);
         build_cancel(&invite, None, &mut out)?;
+        add_user_agent(&mut out, self.cfg.user_agent.as_deref());
         // The extra lines go before the closing Content-Length.
         const END: &[u8] = b"Content-Length: 0\r\n\r\n";
         if !extra.is_empty() && out.ends_with(END) {
@@ -997,6 +1002,7 @@ impl TxnTable {
         let opts = ReplyOpts {
             to_tag: Some(&tag),
             extra_headers,
+            server: self.cfg.server.as_deref(),
             ..ReplyOpts::default()
         };
         build_reply(
@@ -1029,6 +1035,7 @@ impl TxnTable {
             to_tag: Some(to_tag.unwrap_or(&tag)),
             extra_headers,
             body,
+            server: self.cfg.server.as_deref(),
             ..ReplyOpts::default()
         };
         build_reply(&req, code, reason, &opts, &mut out)?;
@@ -1298,6 +1305,30 @@ fn same_to_tag(last: &Bytes, msg: &SipMsg) -> bool {
         (Ok(a), Ok(b)) => a.tag().is_some() && a.tag() == b.tag(),
         _ => false,
     }
+}
+
+/// Adds `User-Agent: ua` as the last header of a request we built (before Content-Length
+/// when that closes the header section, so extra lines can still go before it).
+fn add_user_agent(out: &mut Vec<u8>, ua: Option<&[u8]>) {
+    let Some(ua) = ua else {
+        return;
+    };
+    let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let hdrs = &out[..end + 2];
+    let at = match hdrs
+        .windows(17)
+        .rposition(|w| w.eq_ignore_ascii_case(b"\r\nContent-Length:"))
+    {
+        Some(p) => p + 2,
+        None => end + 2,
+    };
+    let mut line = Vec::with_capacity(ua.len() + 14);
+    line.extend_from_slice(b"User-Agent: ");
+    line.extend_from_slice(ua);
+    line.extend_from_slice(b"\r\n");
+    out.splice(at..at, line);
 }
 
 #[cfg(test)]

@@ -199,3 +199,118 @@ fn forward_over_tcp_and_bad_requests() {
     c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let _ = c.read(&mut b);
 }
+
+#[test]
+fn server_and_user_agent_headers() {
+    let uas = udp();
+    let uas_port = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&format!(
+        "socket = udp:127.0.0.1:0\nserver_header = \"Server: Test Server 1.0\"\n\
+         user_agent_header = \"User-Agent: Test UA 2.0\"\n\
+         loadmodule \"sl.so\"\nloadmodule \"tm.so\"\nloadmodule \"sipmsgops.so\"\n\
+         route {{\n  if (is_method(\"OPTIONS\")) {{ sl_send_reply(404, \"Nope\"); exit; }}\n  \
+         if (is_method(\"MESSAGE\")) {{ t_reply(403, \"Forbidden\"); exit; }}\n  \
+         if (is_method(\"CANCEL\")) {{ t_relay(); exit; }}\n  \
+         $du = \"sip:127.0.0.1:{uas_port}\";\n  t_relay();\n}}\n"
+    ));
+    let c = udp();
+    let port = c.local_addr().unwrap().port();
+    let server = |m: &SipMsg| {
+        m.header_named(b"Server")
+            .map(|h| String::from_utf8_lossy(m.value(h)).into_owned())
+    };
+    let ua = |m: &SipMsg| {
+        m.header(HeaderKind::UserAgent)
+            .map(|h| String::from_utf8_lossy(m.value(h)).into_owned())
+    };
+    // stateless local reply
+    c.send_to(&request("OPTIONS", "sip:bob@127.0.0.1", port, "sv1"), addr)
+        .unwrap();
+    let r = recv(&c);
+    assert_eq!(r.status(), Some(404));
+    assert_eq!(server(&r).as_deref(), Some("Test Server 1.0"));
+    // stateful local reply
+    c.send_to(&request("MESSAGE", "sip:bob@127.0.0.1", port, "sv2"), addr)
+        .unwrap();
+    let r = recv(&c);
+    assert_eq!(r.status(), Some(403));
+    assert_eq!(server(&r).as_deref(), Some("Test Server 1.0"));
+    // tm's 100 Trying, its ACK for a negative reply
+    c.send_to(&request("INVITE", "sip:bob@127.0.0.1", port, "sv3"), addr)
+        .unwrap();
+    let r = recv(&c);
+    assert_eq!(r.status(), Some(100));
+    assert_eq!(server(&r).as_deref(), Some("Test Server 1.0"));
+    let inv = recv(&uas);
+    assert_eq!(ua(&inv), None, "a relayed request is not ours");
+    let mut out = Vec::new();
+    build_reply(
+        &inv,
+        486,
+        b"Busy Here",
+        &ReplyOpts {
+            to_tag: Some(b"u1"),
+            ..ReplyOpts::default()
+        },
+        &mut out,
+    )
+    .unwrap();
+    uas.send_to(&out, addr).unwrap();
+    let ack = recv(&uas);
+    assert_eq!(ack.method(), Some(sipox_sip_msg::Method::Ack));
+    assert_eq!(ua(&ack).as_deref(), Some("Test UA 2.0"));
+    let r = recv(&c);
+    assert_eq!(r.status(), Some(486));
+    // tm's CANCEL
+    c.send_to(&request("INVITE", "sip:bob@127.0.0.1", port, "sv4"), addr)
+        .unwrap();
+    assert_eq!(recv(&c).status(), Some(100));
+    let inv = recv(&uas);
+    let mut out = Vec::new();
+    build_reply(
+        &inv,
+        180,
+        b"Ringing",
+        &ReplyOpts {
+            to_tag: Some(b"u2"),
+            ..ReplyOpts::default()
+        },
+        &mut out,
+    )
+    .unwrap();
+    uas.send_to(&out, addr).unwrap();
+    assert_eq!(recv(&c).status(), Some(180));
+    let cancel = String::from_utf8(request("INVITE", "sip:bob@127.0.0.1", port, "sv4"))
+        .unwrap()
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    c.send_to(cancel.as_bytes(), addr).unwrap();
+    let mut got_cancel = false;
+    for _ in 0..3 {
+        let m = recv(&uas);
+        if m.method() == Some(sipox_sip_msg::Method::Cancel) {
+            assert_eq!(ua(&m).as_deref(), Some("Test UA 2.0"));
+            got_cancel = true;
+            break;
+        }
+    }
+    assert!(got_cancel, "tm cancelled the branch");
+    let r = recv(&c);
+    assert_eq!((r.status(), r.method_bytes()), (Some(200), &b"CANCEL"[..]));
+    assert_eq!(server(&r).as_deref(), Some("Test Server 1.0"));
+}
+
+#[test]
+fn server_signature_off() {
+    let (_s, addr) = start(
+        "socket = udp:127.0.0.1:0\nserver_signature = no\nloadmodule \"sl.so\"\n\
+         route {\n  sl_send_reply(404, \"Nope\");\n}\n",
+    );
+    let c = udp();
+    let port = c.local_addr().unwrap().port();
+    c.send_to(&request("OPTIONS", "sip:bob@127.0.0.1", port, "so1"), addr)
+        .unwrap();
+    let r = recv(&c);
+    assert_eq!(r.status(), Some(404));
+    assert!(r.header_named(b"Server").is_none());
+}

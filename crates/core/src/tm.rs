@@ -13,8 +13,10 @@
 //! thread ([`after_script`], the reply path and the timer thread).
 //!
 //! Script functions: `t_relay`, `t_newtran`, `t_check_trans`, `t_reply`, `t_on_failure`,
-//! `t_on_reply`, `t_on_branch`, `t_was_cancelled`, `t_check_status`, `t_local_replied`; the
-//! pseudo-variables `$T_reply_code` and `$T_branch_idx`. Modparams: `fr_timeout`,
+//! `t_on_reply`, `t_on_branch`, `t_was_cancelled`, `t_check_status`, `t_local_replied`,
+//! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`,
+//! `t_reply_by_callid`, `t_replicate`; the pseudo-variables `$T_reply_code`, `$T_branch_idx`
+//! and `$T_id`; the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). Modparams: `fr_timeout`,
 //! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`.
 
 use std::cell::RefCell;

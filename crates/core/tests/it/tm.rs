@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sipox_sip_msg::{Method, ReplyOpts, SipMsg, build_reply};
 
-use super::sipp::{calls_through, free_port, have, server};
+use super::sipp::{calls_through, data, free_port, have, server};
 use super::{request, start, udp};
 
 fn recv_from(s: &UdpSocket) -> (SipMsg, SocketAddr) {
@@ -644,4 +644,229 @@ fn mi_t_uac_dlg_sends_a_request_and_returns_its_final_reply() {
     let v = call.join().unwrap().unwrap();
     assert_eq!(v["Status"], "200 OK");
     assert!(v["Message"].as_str().unwrap().contains("uastag"), "{v}");
+}
+
+/// A SIPp UAS and UAC (the call scenarios of [`calls_through`]) through `proxy`, both losing
+/// `lost` % of the messages they send and receive.
+fn sipp_lossy_calls(proxy: &str, calls: u32, rate: u32, lost: u32) {
+    use std::process::{Command, Stdio};
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (uas_port, uac_port) = (free_port(false), free_port(false));
+    let common = |port: u16| -> Vec<String> {
+        let lost = lost.to_string();
+        let port = port.to_string();
+        [
+            "-p",
+            &port,
+            "-i",
+            "127.0.0.1",
+            "-t",
+            "u1",
+            "-nostdin",
+            "-lost",
+            &lost,
+            // A late retransmission (an INVITE answered in a lost reply, an ACK after the
+            // BYE) is no reason to abort the call: SIPp ignores it and waits on.
+            "-default_behaviors",
+            "all,-abortunexp",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    };
+    let uas = Kill(
+        Command::new("sipp")
+            .args(["-sf", data("sipp/uas_call_lossy.xml").to_str().unwrap()])
+            .args(common(uas_port))
+            .args(["-m", &calls.to_string(), "-timeout", "120"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new("sipp")
+        .arg(format!("127.0.0.1:{uas_port}"))
+        .args([
+            "-rsa",
+            proxy,
+            "-sf",
+            data("sipp/uac_call.xml").to_str().unwrap(),
+        ])
+        .args(common(uac_port))
+        .args(["-key", "tparam", "", "-m", &calls.to_string()])
+        .args(["-r", &rate.to_string()])
+        .args([
+            "-timeout",
+            "120",
+            "-timeout_error",
+            "-recv_timeout",
+            "30000",
+        ])
+        .output()
+        .unwrap();
+    drop(uas);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "sipp with -lost {lost} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sipp_calls_complete_through_t_relay_with_10_percent_loss() {
+    if !have("sipp") {
+        return;
+    }
+    let port = free_port(false);
+    let _s = server(&stateful_cfg(port));
+    sipp_lossy_calls(&format!("127.0.0.1:{port}"), 50, 10, 10);
+}
+
+/// One SIP message from a stream (headers, then Content-Length bytes of body).
+fn read_sip(r: &mut impl std::io::BufRead) -> Option<SipMsg> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line).ok()? == 0 {
+            return None;
+        }
+        if head.is_empty() && (line == b"\r\n" || line == b"\n") {
+            continue; // keep-alive
+        }
+        head.extend_from_slice(&line);
+        if line == b"\r\n" {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .or_else(|| l.strip_prefix("l:"))
+        })
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    head.extend_from_slice(&body);
+    SipMsg::parse(Bytes::from(head)).ok()
+}
+
+#[test]
+fn udp_caller_tcp_callee_double_record_route() {
+    use std::io::{BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+
+    // The callee: a TCP listener; every message read (with its connection) goes to `rx`.
+    let lis = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tp = lis.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel::<(SipMsg, TcpStream)>();
+    std::thread::spawn(move || {
+        for c in lis.incoming() {
+            let Ok(c) = c else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let w = c.try_clone().unwrap();
+                let mut r = BufReader::new(c);
+                while let Some(m) = read_sip(&mut r) {
+                    if tx.send((m, w.try_clone().unwrap())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (up, tcp) = (free_port(false), free_port(false));
+    let _s = server(&format!(
+        "socket = udp:127.0.0.1:{up}\nsocket = tcp:127.0.0.1:{tcp}\n\
+         loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"rr.so\"\n\
+         loadmodule \"sipmsgops.so\"\nmodparam(\"rr\", \"enable_double_rr\", 1)\n\
+         route {{\n  if (has_totag()) {{\n    if (loose_route()) {{ t_relay(); exit; }}\n    \
+         sl_send_reply(404, \"Not here\");\n    exit;\n  }}\n  t_check_trans();\n  \
+         record_route();\n  $ru = \"sip:bob@127.0.0.1:{tp};transport=tcp\";\n  t_relay();\n}}\n"
+    ));
+    let addr: SocketAddr = format!("127.0.0.1:{up}").parse().unwrap();
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(&request("INVITE", "sip:bob@127.0.0.1", port, "br1"), addr)
+        .unwrap();
+    let recv_tcp = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (inv, mut conn) = recv_tcp();
+    assert_eq!(inv.method(), Some(Method::Invite));
+    assert!(
+        inv.via1().unwrap().raw().starts_with(b"SIP/2.0/TCP"),
+        "{:?}",
+        String::from_utf8_lossy(inv.raw())
+    );
+    let rr: Vec<String> = inv
+        .headers_named(b"Record-Route")
+        .map(|h| String::from_utf8_lossy(inv.value(h)).into_owned())
+        .collect();
+    assert_eq!(rr.len(), 2, "one Record-Route per socket: {rr:?}");
+    assert!(
+        rr[0].contains(&format!(":{tcp}")) && rr[0].contains("transport=tcp"),
+        "{rr:?}"
+    );
+    assert!(rr[1].contains(&format!(":{up}")), "{rr:?}");
+    // The callee answers over its connection, with a Contact on TCP.
+    let mut ok = Vec::new();
+    let contact = format!("Contact: <sip:bob@127.0.0.1:{tp};transport=tcp>\r\n");
+    let opts = ReplyOpts {
+        to_tag: Some(b"uastag"),
+        extra_headers: contact.as_bytes(),
+        ..ReplyOpts::default()
+    };
+    build_reply(&inv, 200, b"OK", &opts, &mut ok).unwrap();
+    conn.write_all(&ok).unwrap();
+    let fin = recv_skip_100(&uac);
+    assert_eq!(fin.status(), Some(200));
+    let rr_up: Vec<String> = fin
+        .headers_named(b"Record-Route")
+        .map(|h| String::from_utf8_lossy(fin.value(h)).into_owned())
+        .collect();
+    assert_eq!(rr_up, rr, "the Record-Routes come back unchanged");
+    // ACK and BYE from the caller, routed by the two entries (RFC 3261 §12.1.2: the UAC's
+    // route set is the Record-Route list in order).
+    let in_dialog = |method: &str, branch: &str, cseq: u32| {
+        let routes: String = rr.iter().map(|r| format!("Route: {r}\r\n")).collect();
+        format!(
+            "{method} sip:bob@127.0.0.1:{tp};transport=tcp SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{branch};rport\r\n{routes}\
+             Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\n\
+             To: <sip:bob@127.0.0.1>;tag=uastag\r\nCall-ID: br1@test\r\nCSeq: {cseq} {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    uac.send_to(in_dialog("ACK", "br1ack", 1).as_bytes(), addr)
+        .unwrap();
+    let (ack, _) = recv_tcp();
+    assert_eq!(ack.method(), Some(Method::Ack));
+    assert_eq!(
+        ack.headers_named(b"Route").count(),
+        0,
+        "both entries consumed"
+    );
+    uac.send_to(in_dialog("BYE", "br1bye", 2).as_bytes(), addr)
+        .unwrap();
+    let (bye, mut bconn) = recv_tcp();
+    assert_eq!(bye.method(), Some(Method::Bye));
+    assert_eq!(bye.headers_named(b"Route").count(), 0);
+    let mut ok = Vec::new();
+    build_reply(&bye, 200, b"OK", &ReplyOpts::default(), &mut ok).unwrap();
+    bconn.write_all(&ok).unwrap();
+    let m = recv_skip_100(&uac);
+    assert_eq!(
+        (m.status(), m.cseq().unwrap().method()),
+        (Some(200), Method::Bye)
+    );
 }

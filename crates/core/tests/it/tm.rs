@@ -870,3 +870,51 @@ fn udp_caller_tcp_callee_double_record_route() {
         (Some(200), Method::Bye)
     );
 }
+
+#[test]
+fn t_cancel_branch_others_and_all() {
+    // "o": the 183 of one branch cancels the other; "a": a 180 cancels every branch.
+    for (flags, code, cancelled) in [("o", 183, [false, true]), ("a", 180, [true, true])] {
+        let uas1 = udp();
+        let uas2 = udp();
+        let p1 = uas1.local_addr().unwrap().port();
+        let p2 = uas2.local_addr().unwrap().port();
+        let (_s, addr) = start(&tm_cfg(
+            "",
+            &format!(
+                "  append_branch(\"sip:bob@127.0.0.1:{p2}\");\n  t_on_reply(\"r\");\n  t_relay();\n}}\n\
+                 onreply_route[r] {{\n  if ($T_branch_idx == 0 && t_check_status(\"18[0-9]\")) \
+                 t_cancel_branch(\"{flags}\");"
+            ),
+        ));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        let ruri = format!("sip:bob@127.0.0.1:{p1}");
+        uac.send_to(
+            &request("INVITE", &ruri, port, &format!("cbo{flags}")),
+            addr,
+        )
+        .unwrap();
+        let (inv1, from1) = recv_from(&uas1);
+        let (inv2, from2) = recv_from(&uas2);
+        // Both branches are in Proceeding before the one that triggers the cancel.
+        answer(&uas2, &inv2, from2, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        answer(&uas1, &inv1, from1, code, "Progress");
+        for (i, (uas, want)) in [&uas1, &uas2].into_iter().zip(cancelled).enumerate() {
+            uas.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = vec![0u8; 65_535];
+            let got = uas.recv_from(&mut buf).ok().map(|(n, _)| {
+                SipMsg::parse(Bytes::copy_from_slice(&buf[..n]))
+                    .unwrap()
+                    .method()
+            });
+            assert_eq!(
+                got == Some(Some(Method::Cancel)),
+                want,
+                "flags {flags:?}, branch {i}: {got:?}"
+            );
+        }
+    }
+}

@@ -794,6 +794,8 @@ impl Tm {
                 t.hdrs = hdrs;
                 t.cancel_reason = reason.unwrap_or_default();
                 sh.table.set_cancel_headers(sk, t.cancel_headers());
+                sh.table
+                    .set_ack_headers(sk, Bytes::copy_from_slice(&t.hdrs));
             }
         }
         Ok(Some((i, sk, true)))
@@ -1581,6 +1583,8 @@ impl Call for TAddHdrs {
                 };
                 t.hdrs.extend_from_slice(&lines);
                 sh.table.set_cancel_headers(sk, t.cancel_headers());
+                sh.table
+                    .set_ack_headers(sk, Bytes::copy_from_slice(&t.hdrs));
             }
             None => {
                 if let Some(st) = cx.state::<TmState>() {

@@ -43,6 +43,8 @@ struct ServerTxn {
     cancelled: bool,
     /// Header lines (each ending in CRLF) added to the CANCELs of this transaction's branches.
     cancel_hdrs: Bytes,
+    /// Header lines (each ending in CRLF) added to the ACKs this table sends for its branches.
+    ack_hdrs: Bytes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,6 +417,7 @@ impl TxnTable {
             fork: None,
             cancelled: false,
             cancel_hdrs: Bytes::new(),
+            ack_hdrs: Bytes::new(),
         };
         let sk = ServerKey(self.servers.insert(txn));
         self.server_map.insert(key, sk);
@@ -600,6 +603,16 @@ impl TxnTable {
                     let mut out = Vec::with_capacity(c.req.len() + 64);
                     build_ack_for_non2xx(&invite, &msg, &mut out)?;
                     add_user_agent(&mut out, self.cfg.user_agent.as_deref());
+                    if let Some(s) = c.parent.and_then(|(sk, _)| self.servers.get(sk.0))
+                        && !s.ack_hdrs.is_empty()
+                    {
+                        const END: &[u8] = b"Content-Length: 0\r\n\r\n";
+                        if out.ends_with(END) {
+                            out.truncate(out.len() - END.len());
+                            out.extend_from_slice(&s.ack_hdrs);
+                            out.extend_from_slice(END);
+                        }
+                    }
                     Bytes::copy_from_slice(&out)
                 };
                 c.state = ClientState::Completed;
@@ -907,6 +920,14 @@ impl TxnTable {
     pub fn set_cancel_headers(&mut self, sk: ServerKey, hdrs: Bytes) {
         if let Some(s) = self.servers.get_mut(sk.0) {
             s.cancel_hdrs = hdrs;
+        }
+    }
+
+    /// Header lines (each ending in CRLF) that the ACKs of `sk`'s branches (to their negative
+    /// final responses) carry from now on.
+    pub fn set_ack_headers(&mut self, sk: ServerKey, hdrs: Bytes) {
+        if let Some(s) = self.servers.get_mut(sk.0) {
+            s.ack_hdrs = hdrs;
         }
     }
 

@@ -413,6 +413,11 @@ fn t_add_hdrs_reach_failure_route_branches_and_t_flush_flags_carries_late_flags(
     answer(&uas1, &inv, from, 486, "Busy Here");
     let (ack, _) = recv_from(&uas1);
     assert_eq!(ack.method(), Some(Method::Ack));
+    assert_eq!(
+        header(&ack, "X-Origin").as_deref(),
+        Some("1.1.1.1"),
+        "tm's own ACK carries them too"
+    );
     let (inv2, from2) = recv_from(&uas2);
     assert_eq!(inv2.method(), Some(Method::Invite));
     assert_eq!(

@@ -13,7 +13,6 @@ use sipox_script::{EventFn, Instances, LogFn};
 use sipox_stats::Stats;
 
 /// What module constructors get.
-#[allow(dead_code)] // fields are read by the module constructors as they land
 pub(crate) struct InitCx<'a> {
     /// The parsed configuration.
     pub(crate) ast: &'a Config,
@@ -29,13 +28,22 @@ pub(crate) struct InitCx<'a> {
 
 impl InitCx<'_> {
     /// True when the configuration loads `module`.
-    #[allow(dead_code)]
     pub(crate) fn loads(&self, module: &str) -> bool {
         self.loaded.iter().any(|m| m == module)
     }
 
+    /// The core's `db_default_url` (the last one given), the `db_url` of modules that set none.
+    pub(crate) fn db_default_url(&self) -> Option<String> {
+        self.ast.items.iter().rev().find_map(|i| match i {
+            Item::Param(p) if p.name == "db_default_url" => match &p.value {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
     /// Every `modparam` addressed to `module` (by name or by a `"a|b"` regex), in order.
-    #[allow(dead_code)]
     pub(crate) fn modparams(&self, module: &str) -> Vec<(String, Value)> {
         modparams(self.ast, module)
     }
@@ -85,7 +93,6 @@ impl std::fmt::Debug for ModHost {
     }
 }
 
-#[allow(dead_code)] // used by the module constructors as they land
 impl ModHost {
     /// Registers what a module adds to the MI once it exists (commands, services).
     pub(crate) fn on_mi(&mut self, f: impl Fn(&Mi) -> Result<(), String> + Send + Sync + 'static) {
@@ -113,7 +120,6 @@ impl ModHost {
 
 /// Creates the instances of the loaded modules.
 pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
-    #[allow(unused_mut)]
     let mut host = ModHost::default();
     let log = Arc::clone(&cx.log);
     sipox_db::set_log_sink(Arc::new(move |l, t| log(l, &format!("db: {t}"))));
@@ -124,13 +130,7 @@ pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
         let mut p = sipox_mod_usrloc::Params::from_modparams(&cx.modparams("usrloc"))
             .map_err(|e| e.to_string())?;
         if p.db_url.is_none() {
-            p.db_url = cx.ast.items.iter().rev().find_map(|i| match i {
-                Item::Param(g) if g.name == "db_default_url" => match &g.value {
-                    Value::Str(s) => Some(s.clone()),
-                    _ => None,
-                },
-                _ => None,
-            });
+            p.db_url = cx.db_default_url();
         }
         let ul = Arc::new(sipox_mod_usrloc::Usrloc::new(p).map_err(|e| e.to_string())?);
         let log = Arc::clone(&cx.log);
@@ -172,13 +172,7 @@ pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
     // --- auth_db ---
     if cx.loads("auth_db") {
         let a = auth.ok_or("auth_db needs the auth module (loadmodule \"auth.so\")")?;
-        let default_url = cx.ast.items.iter().rev().find_map(|i| match i {
-            Item::Param(p) if p.name == "db_default_url" => match &p.value {
-                Value::Str(s) => Some(s.clone()),
-                _ => None,
-            },
-            _ => None,
-        });
+        let default_url = cx.db_default_url();
         let m = sipox_mod_auth::AuthDb::from_modparams(
             &cx.modparams("auth_db"),
             default_url.as_deref(),
@@ -186,7 +180,6 @@ pub(crate) fn start(cx: &InitCx<'_>) -> Result<ModHost, String> {
         )?;
         host.instances.insert(m);
     }
-    let _ = cx;
     Ok(host)
 }
 

@@ -754,7 +754,9 @@ impl Tm {
                             nbranches: 0,
                             any_received: false,
                             last_local: false,
-                            ctx: cx.save_txn_ctx(),
+                            // filled by relay(), the only way to branches (and so to the
+                            // reply and failure routes that read it)
+                            ctx: TxnCtx::default(),
                             hdrs: Vec::new(),
                             cancel_reason: Vec::new(),
                             callid: msg.call_id().unwrap_or_default().into(),

@@ -297,11 +297,6 @@ impl FixupCx for Compiler<'_> {
     }
 }
 
-/// True for the fixup error of a module function whose module instance was not created.
-fn needs_instance(e: &crate::FixupError) -> bool {
-    e.message.contains("not loaded") || e.message.contains("not started")
-}
-
 fn bit_of(v: &mut Vec<String>, name: &str) -> Result<u32, String> {
     if let Some(i) = v.iter().position(|n| n == name) {
         return Ok(u32::try_from(i).unwrap_or(0));
@@ -1009,7 +1004,7 @@ impl<'a> Compiler<'a> {
             })),
             // `sipox -c` does not start modules (nor does `opensips -c` run their init):
             // a fixup that needs the module's instance is skipped, every other one checked.
-            Err(e) if self.check_only && self.instances.is_empty() && needs_instance(&e) => {
+            Err(e) if self.check_only && self.instances.is_empty() && e.is_not_started() => {
                 Expr::Null
             }
             Err(e) => {

@@ -38,6 +38,13 @@ impl Instances {
             .and_then(|(_, v)| Arc::clone(v).downcast::<T>().ok())
     }
 
+    /// The instance of type `T` a function of `module` needs at compile time;
+    /// [`FixupError::not_started`](crate::FixupError::not_started) when there is none.
+    pub fn require<T: Any + Send + Sync>(&self, module: &str) -> Result<Arc<T>, crate::FixupError> {
+        self.get::<T>()
+            .ok_or_else(|| crate::FixupError::not_started(module))
+    }
+
     /// Number of instances.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -195,7 +195,24 @@ pub struct FixupError {
     pub arg: Option<usize>,
 }
 
+/// The start of a [`FixupError::not_started`] message.
+const NOT_STARTED: &str = "module not started: ";
+
 impl FixupError {
+    /// A function's module has no instance (it was not started: `sipox -c`, or a module it
+    /// needs was not loaded before it).
+    pub fn not_started(module: &str) -> Self {
+        Self {
+            message: format!("{NOT_STARTED}{module} (is it loaded, after the modules it needs?)"),
+            arg: None,
+        }
+    }
+
+    /// True for a [`FixupError::not_started`] error.
+    pub fn is_not_started(&self) -> bool {
+        self.message.starts_with(NOT_STARTED)
+    }
+
     /// An error about argument `i`.
     pub fn arg(i: usize, message: impl Into<String>) -> Self {
         Self {

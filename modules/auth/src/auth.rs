@@ -549,10 +549,7 @@ fn parse_algs(s: &[u8]) -> Result<Vec<Algorithm>, String> {
 }
 
 fn instance(a: &Args<'_>) -> Result<Arc<Auth>, FixupError> {
-    a.cx.instances().get::<Auth>().ok_or_else(|| FixupError {
-        message: "module auth not loaded".to_owned(),
-        arg: None,
-    })
+    a.cx.instances().require::<Auth>("auth")
 }
 
 fn build_challenge(mut a: Args<'_>, kind: HfKind) -> Result<Box<dyn Call>, FixupError> {

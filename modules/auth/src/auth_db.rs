@@ -201,10 +201,7 @@ pub(crate) fn module_def() -> ModuleDef {
 }
 
 fn instance(a: &Args<'_>) -> Result<Arc<AuthDb>, FixupError> {
-    a.cx.instances().get::<AuthDb>().ok_or_else(|| FixupError {
-        message: "module auth_db not loaded".to_owned(),
-        arg: None,
-    })
+    a.cx.instances().require::<AuthDb>("auth_db")
 }
 
 /// A constant table-name argument whose version is checked.

@@ -119,12 +119,7 @@ impl DomArg {
 }
 
 fn instance(a: &Args<'_>) -> Result<Arc<Registrar>, FixupError> {
-    a.cx.instances().get::<Registrar>().ok_or_else(|| {
-        FixupError::arg(
-            0,
-            "registrar: module not started (is usrloc loaded before it?)",
-        )
-    })
+    a.cx.instances().require::<Registrar>("registrar")
 }
 
 fn domain(a: &mut Args<'_>, reg: &Registrar, i: usize) -> Result<DomArg, FixupError> {

@@ -50,11 +50,8 @@ struct Common {
 }
 
 impl Common {
-    fn build(a: &mut Args<'_>, fname: &str) -> Result<Self, FixupError> {
-        let ul = a.cx.instances().get::<Usrloc>().ok_or_else(|| FixupError {
-            message: format!("{fname}: the usrloc module is not loaded"),
-            arg: None,
-        })?;
+    fn build(a: &mut Args<'_>) -> Result<Self, FixupError> {
+        let ul = a.cx.instances().require::<Usrloc>("usrloc")?;
         let table = a
             .fmt(0)
             .ok_or_else(|| FixupError::arg(0, "missing domain (table)"))?;
@@ -107,12 +104,12 @@ fn text(cx: &mut MsgCx, f: &Fmt) -> String {
 }
 
 fn build_add(mut a: Args<'_>) -> Result<Box<dyn Call>, FixupError> {
-    let c = Common::build(&mut a, "ul_add_key")?;
+    let c = Common::build(&mut a)?;
     Ok(Box::new(AddKey(c, a.fmt(3))))
 }
 
 fn build_get(mut a: Args<'_>) -> Result<Box<dyn Call>, FixupError> {
-    let c = Common::build(&mut a, "ul_get_key")?;
+    let c = Common::build(&mut a)?;
     let v = a
         .var(3)
         .ok_or_else(|| FixupError::arg(3, "destination must be a writable variable"))?;
@@ -120,7 +117,7 @@ fn build_get(mut a: Args<'_>) -> Result<Box<dyn Call>, FixupError> {
 }
 
 fn build_del(mut a: Args<'_>) -> Result<Box<dyn Call>, FixupError> {
-    Ok(Box::new(DelKey(Common::build(&mut a, "ul_del_key")?)))
+    Ok(Box::new(DelKey(Common::build(&mut a)?)))
 }
 
 /// `ul_add_key`: sets the key (an omitted or empty value removes it).

@@ -180,6 +180,16 @@ struct TmTxn {
 }
 
 impl TmTxn {
+    /// A final response went upstream: no failure route, new branch or local reply can follow,
+    /// so what only they need is released (the transaction lives on for its timers).
+    fn settle(&mut self) {
+        self.base = Bytes::new();
+        self.rr = None;
+        self.on_failure = None;
+        self.on_branch = None;
+        self.hdrs = Vec::new();
+    }
+
     /// What the CANCELs of this transaction's branches carry besides the usual headers.
     fn cancel_headers(&self) -> Bytes {
         Bytes::from([&self.cancel_reason[..], &self.hdrs[..]].concat())
@@ -216,8 +226,10 @@ pub(crate) struct Tm {
     seq: AtomicU64,
     seed: u64,
     hasher: std::collections::hash_map::RandomState,
-    /// The timer thread's next wake-up, and its bell.
+    /// The timer thread's next wake-up (on a tick boundary), and its bell.
     wake: Mutex<Option<Instant>>,
+    /// Origin of the timer ticks.
+    epoch: Instant,
     bell: Condvar,
     /// The `tm` statistics, registered when the configuration loads tm.
     stats: std::sync::OnceLock<TmStats>,
@@ -268,6 +280,9 @@ thread_local! {
     static PENDING: RefCell<VecDeque<(usize, TxnEvent)>> = const { RefCell::new(VecDeque::new()) };
 }
 
+/// Granularity of the tm timer thread (OpenSIPS's utimer ticks at 100 ms).
+const TIMER_TICK: Duration = Duration::from_millis(10);
+
 #[allow(clippy::disallowed_methods)] // the transaction driver is where the clock is read
 fn now() -> Instant {
     Instant::now()
@@ -313,9 +328,21 @@ impl Tm {
             seed,
             hasher: std::collections::hash_map::RandomState::new(),
             wake: Mutex::new(None),
+            epoch: now(),
             bell: Condvar::new(),
             stats: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The first timer tick at or after `t`. The timer thread wakes on ticks only, so the
+    /// timers of many transactions fire in one wake-up (and a cancelled timer still in the
+    /// heap costs no wake-up of its own); a tick is far below T1, the finest RFC 3261 timer.
+    fn tick_at(&self, t: Instant) -> Instant {
+        let since = t.saturating_duration_since(self.epoch);
+        let tick = TIMER_TICK.as_nanos();
+        let ticks = since.as_nanos().div_ceil(tick);
+        let d = u64::try_from(ticks.saturating_mul(tick)).unwrap_or(u64::MAX);
+        self.epoch.checked_add(Duration::from_nanos(d)).unwrap_or(t)
     }
 
     /// Transactions in the tables now (`tm:inuse_transactions`).
@@ -390,6 +417,7 @@ impl Tm {
                 sh.table.poll_timeout()
             };
             if let Some(n) = next {
+                let n = self.tick_at(n);
                 let mut w = self.wake.lock();
                 if w.is_none_or(|cur| n < cur) {
                     *w = Some(n);
@@ -576,7 +604,7 @@ impl Tm {
         msg.pop_via();
         match server {
             Some(sk) => {
-                let r = self.shard(i).lock().table.send_reply(now(), sk, &msg);
+                let r = self.send_final_or_provisional(i, sk, code, &msg);
                 if r.is_ok() {
                     rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
                     self.stat(|s| s.relayed_replies.inc());
@@ -596,6 +624,25 @@ impl Tm {
                 }
             }
         }
+    }
+
+    /// Relays a reply on server transaction `sk`; a final one settles the transaction.
+    fn send_final_or_provisional(
+        &self,
+        i: usize,
+        sk: ServerKey,
+        code: u16,
+        msg: &SipMsg,
+    ) -> Result<(), TxnError> {
+        let mut g = self.shard(i).lock();
+        let r = g.table.send_reply(now(), sk, msg);
+        if r.is_ok()
+            && code >= 200
+            && let Some(t) = g.txns.get_mut(&sk)
+        {
+            t.settle();
+        }
+        r
     }
 
     fn on_best_final(&self, rt: &Arc<Runtime>, i: usize, sk: ServerKey, code: u16, msg: SipMsg) {
@@ -648,7 +695,7 @@ impl Tm {
                 }
             }
         }
-        let r = self.shard(i).lock().table.send_reply(now(), sk, &msg);
+        let r = self.send_final_or_provisional(i, sk, code, &msg);
         if r.is_ok() {
             rt.counters.fwd_replies.fetch_add(1, Ordering::Relaxed);
             self.stat(|s| s.relayed_replies.inc());
@@ -701,6 +748,7 @@ impl Tm {
                 if due {
                     self.pump(rt, i);
                 } else if let Some(n) = self.shard(i).lock().table.poll_timeout() {
+                    let n = self.tick_at(n);
                     let mut w = self.wake.lock();
                     if w.is_none_or(|cur| n < cur) {
                         *w = Some(n);
@@ -739,7 +787,8 @@ impl Tm {
             let mut g = self.shard(i).lock();
             match g.table.new_transaction(now(), msg, peer) {
                 Ok(NewTxn::Created(sk)) => {
-                    let base = written(msg);
+                    // The table keeps the request as written: share that buffer.
+                    let base = g.table.request(sk).unwrap_or_else(|| written(msg));
                     let cseq = msg.cseq().map(|c| c.number()).unwrap_or(0);
                     g.txns.insert(
                         sk,
@@ -831,11 +880,17 @@ impl Tm {
         reason: &[u8],
         hdrs: &[u8],
     ) -> bool {
-        let r = self
-            .shard(i)
-            .lock()
-            .table
-            .reply_with(now(), sk, code, Some(reason), hdrs);
+        let r = {
+            let mut g = self.shard(i).lock();
+            let r = g.table.reply_with(now(), sk, code, Some(reason), hdrs);
+            if r.is_ok()
+                && code >= 200
+                && let Some(t) = g.txns.get_mut(&sk)
+            {
+                t.settle();
+            }
+            r
+        };
         // Counted before it leaves, so whoever got the reply sees it in the statistics.
         if r.is_ok() {
             rt.counters.sl_sent(code);

@@ -11,6 +11,7 @@
 //! and frames each connection, one writes to it from a bounded queue. The handler is called on
 //! the thread that received the message; it must not block for long.
 
+mod sched;
 mod spec;
 mod tcp;
 mod udp;
@@ -119,7 +120,11 @@ pub trait Handler: Send + Sync + 'static {
 /// Transport settings (OpenSIPS global parameters of the same names).
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
-    /// `maxbuffer`: UDP receive/send buffer size to ask the kernel for.
+    /// `maxbuffer`: UDP receive/send buffer size to ask the kernel for (capped by the kernel
+    /// at `net.core.rmem_max`/`wmem_max`). The default is 4 MiB where OpenSIPS's is 256 KiB:
+    /// a 256 KiB buffer holds about 250 small datagrams, a few milliseconds of traffic at
+    /// tens of thousands of messages per second, which a descheduled vCPU easily exceeds;
+    /// the memory is only used while datagrams wait.
     pub maxbuffer: usize,
     /// `udp_workers`: receiver threads per UDP socket.
     pub udp_workers: usize,
@@ -142,7 +147,7 @@ pub struct TransportConfig {
 impl Default for TransportConfig {
     fn default() -> Self {
         Self {
-            maxbuffer: 262_144,
+            maxbuffer: 4 << 20,
             udp_workers: 2,
             tcp_workers: 2,
             tcp_max_connections: 2048,

@@ -54,6 +54,7 @@ impl TcpState {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
             .thread_name("tcp")
+            .on_thread_start(crate::sched::batch_policy)
             .enable_io()
             .enable_time()
             .build()?;

@@ -44,6 +44,7 @@ pub(crate) fn spawn_receivers(t: &Transports) -> std::io::Result<()> {
 }
 
 fn receive_loop(t: &Transports, sock: &UdpSocket, id: crate::SocketId, local: SocketAddr) {
+    crate::sched::batch_policy();
     let inner = t.inner();
     let mut buf = vec![0u8; 65_536];
     while !inner.stop.load(Ordering::Relaxed) {

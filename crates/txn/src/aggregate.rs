@@ -179,6 +179,15 @@ impl ReplyAggregator {
         }
     }
 
+    /// Drops the stored responses (once a final response went upstream): ranking and the
+    /// relaying of further 2xx keep working on the status codes alone.
+    pub fn release_replies(&mut self) {
+        if let Some(b) = self.best.as_mut() {
+            b.reply = None;
+        }
+        self.challenges = SmallVec::new();
+    }
+
     /// The best final response so far.
     pub const fn select(&self) -> Option<&Selected> {
         self.best.as_ref()

@@ -20,6 +20,17 @@ pub(crate) struct ClientMatch {
     pub(crate) method: Method,
 }
 
+impl ClientMatch {
+    /// The key with its bytes in an allocation of its own, so that a transaction's key does
+    /// not keep the whole message it was cut from alive once the message is released.
+    pub(crate) fn detached(&self) -> Self {
+        Self {
+            branch: Bytes::copy_from_slice(&self.branch),
+            method: self.method,
+        }
+    }
+}
+
 /// A server transaction key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum ServerMatch {
@@ -33,6 +44,34 @@ pub(crate) enum ServerMatch {
     /// RFC 2543 fallback: Request-URI, To tag, From tag, Call-ID, CSeq number, top Via, method.
     /// The fields are joined, each followed by a NUL, into one buffer.
     Rfc2543 { fields: Bytes, method: Method },
+}
+
+impl ServerMatch {
+    /// See [`ClientMatch::detached`]: the RFC 3261 key's branch and sent-by share one small
+    /// allocation.
+    pub(crate) fn detached(&self) -> Self {
+        match self {
+            Self::Rfc3261 {
+                branch,
+                sent_by,
+                port,
+                method,
+            } => {
+                let mut b = BytesMut::with_capacity(branch.len() + sent_by.len());
+                b.put_slice(branch);
+                b.put_slice(sent_by);
+                let mut all = b.freeze();
+                let branch = all.split_to(branch.len());
+                Self::Rfc3261 {
+                    branch,
+                    sent_by: all,
+                    port: *port,
+                    method: *method,
+                }
+            }
+            Self::Rfc2543 { .. } => self.clone(),
+        }
+    }
 }
 
 /// A slice of the message's own buffer (no copy).

@@ -361,6 +361,12 @@ impl TxnTable {
         Ok(NewTxn::Created(sk))
     }
 
+    /// The request of a server transaction as it was when the transaction was created (the
+    /// buffer is shared, not copied); empty once a final response went upstream.
+    pub fn request(&self, sk: ServerKey) -> Option<Bytes> {
+        self.servers.get(sk.0).map(|s| s.req.clone())
+    }
+
     /// Sends the last response of a server transaction again (a retransmitted request).
     pub fn retransmit_reply(&mut self, sk: ServerKey) {
         self.server_retransmission(sk);
@@ -401,6 +407,7 @@ impl TxnTable {
         msg: &SipMsg,
         source: Peer,
     ) -> ServerKey {
+        let key = key.detached();
         let txn = ServerTxn {
             key: key.clone(),
             invite,
@@ -592,6 +599,8 @@ impl TxnTable {
             }
             (ClientState::Calling | ClientState::Proceeding, 200..=299) => {
                 c.state = ClientState::Accepted;
+                // Only 2xx (relayed) can follow: nothing is built from the request any more.
+                c.req = Bytes::new();
                 self.timers.disarm_all(&mut c.timers);
                 let m = self.cfg.t1x64();
                 self.arm_client(ck, TimerKind::M, at(now, m));
@@ -616,6 +625,7 @@ impl TxnTable {
                     Bytes::copy_from_slice(&out)
                 };
                 c.state = ClientState::Completed;
+                c.req = Bytes::new();
                 c.ack = Some(ack.clone());
                 self.timers.disarm_all(&mut c.timers);
                 let d = if c.dest.is_reliable() {
@@ -655,6 +665,7 @@ impl TxnTable {
             }
             (ClientState::Trying | ClientState::Proceeding, _) => {
                 c.state = ClientState::Completed;
+                c.req = Bytes::new();
                 self.timers.disarm_all(&mut c.timers);
                 let k = if c.dest.is_reliable() {
                     Duration::ZERO
@@ -858,6 +869,7 @@ impl TxnTable {
         internal: bool,
     ) -> ClientKey {
         let invite = key.method == Method::Invite;
+        let key = key.detached();
         let txn = ClientTxn {
             key: key.clone(),
             state: if invite {
@@ -992,7 +1004,7 @@ impl TxnTable {
         msg: &SipMsg,
     ) -> Result<(), TxnError> {
         let code = msg.status().ok_or(TxnError::BadMessage("not a response"))?;
-        self.send_reply_bytes(now, sk, code, raw_bytes(msg))
+        self.send_reply_bytes(now, sk, code, raw_bytes(msg), false)
     }
 
     /// Builds and sends a response to the transaction's request (a local reply: 100, 487,
@@ -1033,7 +1045,7 @@ impl TxnTable {
             &opts,
             &mut out,
         )?;
-        self.send_reply_bytes(now, sk, code, Bytes::copy_from_slice(&out))
+        self.send_reply_bytes(now, sk, code, Bytes::copy_from_slice(&out), true)
     }
 
     /// [`Self::reply_with`] with the To tag and body chosen by the caller (MI `t_reply`).
@@ -1060,15 +1072,18 @@ impl TxnTable {
             ..ReplyOpts::default()
         };
         build_reply(&req, code, reason, &opts, &mut out)?;
-        self.send_reply_bytes(now, sk, code, Bytes::copy_from_slice(&out))
+        self.send_reply_bytes(now, sk, code, Bytes::copy_from_slice(&out), true)
     }
 
+    /// `local`: the reply was built here from the request (a UAS may build its 2xx again to
+    /// retransmit it, so the request stays for an INVITE's 2xx).
     fn send_reply_bytes(
         &mut self,
         now: Instant,
         sk: ServerKey,
         code: u16,
         data: Bytes,
+        local: bool,
     ) -> Result<(), TxnError> {
         let t1 = self.cfg.t1;
         let t64 = self.cfg.t1x64();
@@ -1126,6 +1141,18 @@ impl TxnTable {
             }
         }
         self.transmit(dest, data, TxnRef::Server(sk));
+        if code >= 200
+            && let Some(s) = self.servers.get_mut(sk.0)
+        {
+            // Final: no other local reply can follow, so the request and the branches' stored
+            // responses are no longer needed (only `last`, for retransmissions, stays).
+            if !(local && s.invite && code < 300) {
+                s.req = Bytes::new();
+            }
+            if let Some(f) = s.fork.as_mut() {
+                f.agg.release_replies();
+            }
+        }
         if cancel_others {
             self.cancel_branches(now, sk);
         }

@@ -391,14 +391,13 @@ impl Tm {
     /// Sends what shard `i` queued and moves its events to this thread's queue, until the
     /// shard has nothing more; then tells the timer thread about an earlier timer.
     fn pump(&self, rt: &Runtime, i: usize) {
-        let mut buf = Vec::with_capacity(2048);
         loop {
             let mut out: Vec<(Dest, Bytes, Option<TxnRef>)> = Vec::new();
             let mut evs: Vec<TxnEvent> = Vec::new();
             let next = {
                 let mut g = self.shard(i).lock();
                 let sh = &mut *g;
-                while let Some(t) = sh.table.poll_transmit(&mut buf) {
+                while let Some((t, data)) = sh.table.poll_transmit_bytes() {
                     let dest = match t.txn {
                         Some(TxnRef::Server(sk)) => sh.txns.get(&sk).map(|x| x.dest),
                         _ => None,
@@ -409,7 +408,7 @@ impl Tm {
                         socket: None,
                         conn: None,
                     });
-                    out.push((dest, Bytes::copy_from_slice(&buf[..t.len]), t.txn));
+                    out.push((dest, data, t.txn));
                 }
                 while let Some(e) = sh.table.poll_event() {
                     evs.push(e);

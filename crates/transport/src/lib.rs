@@ -323,10 +323,10 @@ impl Transports {
         tcp::add_alias(self, conn, alias);
     }
 
-    /// Stops the receivers and closes connections. Receiver threads exit within their poll
-    /// interval (200 ms).
+    /// Stops the receivers and closes connections.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
+        udp::wake_receivers(self);
         tcp::shutdown(self);
     }
 

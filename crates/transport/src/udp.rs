@@ -2,16 +2,12 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
 use sipox_sip_msg::{Framing, SipMsg};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{Dest, Proto, SendError, Source, Transports, is_keepalive};
-
-/// How often a blocked receiver wakes up to check for shutdown.
-const POLL: Duration = Duration::from_millis(200);
 
 pub(crate) fn bind(addr: SocketAddr, maxbuffer: usize) -> std::io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -22,9 +18,18 @@ pub(crate) fn bind(addr: SocketAddr, maxbuffer: usize) -> std::io::Result<UdpSoc
     let _ = s.set_recv_buffer_size(maxbuffer);
     let _ = s.set_send_buffer_size(maxbuffer);
     s.bind(&addr.into())?;
-    let s: UdpSocket = s.into();
-    s.set_read_timeout(Some(POLL))?;
-    Ok(s)
+    // No read timeout: a receiver blocks until a datagram comes (a timeout would arm a kernel
+    // timer on every wait); `wake_receivers` ends the wait at shutdown.
+    Ok(s.into())
+}
+
+/// Wakes every receiver blocked on the UDP sockets (they see the stop flag and return):
+/// shutting down the read side makes a pending and every later `recv_from` return at once.
+/// Linux answers ENOTCONN for an unconnected socket but still marks it and wakes the waiters.
+pub(crate) fn wake_receivers(t: &Transports) {
+    for (_, sock, _) in &t.inner().udp {
+        let _ = socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Read);
+    }
 }
 
 pub(crate) fn spawn_receivers(t: &Transports) -> std::io::Result<()> {

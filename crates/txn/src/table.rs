@@ -233,17 +233,25 @@ impl TxnTable {
 
     /// Writes the next datagram into `buf` (cleared first).
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let (t, data) = self.poll_transmit_bytes()?;
+        buf.clear();
+        buf.extend_from_slice(&data);
+        Some(t)
+    }
+
+    /// The next datagram as a shared buffer (no copy): for a driver that sends after
+    /// releasing its lock on the table.
+    pub fn poll_transmit_bytes(&mut self) -> Option<(Transmit, Bytes)> {
         let (dest, data, txn) = self.out.pop_front()?;
         if self.out.is_empty() && self.out.capacity() > 256 {
             self.out.shrink_to(64);
         }
-        buf.clear();
-        buf.extend_from_slice(&data);
-        Some(Transmit {
+        let t = Transmit {
             dest,
             len: data.len(),
             txn,
-        })
+        };
+        Some((t, data))
     }
 
     /// The next event for the layer above.

@@ -41,6 +41,58 @@ pub(crate) fn register(r: &mut Registry) {
         build: Some(|_| Ok(Box::new(AddLocalRport))),
     });
     r.set_core_fn(FnDef {
+        sig: Sig::new("core", "set_advertised_address", "s", any_route),
+        build: Some(|mut a| {
+            let f = a
+                .fmt(0)
+                .ok_or_else(|| FixupError::arg(0, "expected an address"))?;
+            Ok(Box::new(SetAdvertised { f, port: false }))
+        }),
+    });
+    r.set_core_fn(FnDef {
+        sig: Sig::new("core", "set_advertised_port", "s", any_route),
+        build: Some(|mut a| {
+            let f = a
+                .fmt(0)
+                .ok_or_else(|| FixupError::arg(0, "expected a port"))?;
+            if let Some(c) = f.as_const() {
+                parse_port(c).ok_or_else(|| FixupError::arg(0, "not a port number"))?;
+            }
+            Ok(Box::new(SetAdvertised { f, port: true }))
+        }),
+    });
+    r.set_core_fn(FnDef {
+        sig: Sig::new(
+            "core",
+            "set_via_handling",
+            "s",
+            REQUEST | FAILURE | route_mask::BRANCH,
+        ),
+        build: Some(|mut a| {
+            let text = a
+                .static_str(0)
+                .ok_or_else(|| FixupError::arg(0, "expected a static list of flags"))?;
+            let mut v = SetViaHandling::default();
+            for flag in String::from_utf8_lossy(&text).split(',') {
+                match flag.trim() {
+                    "force-rport" => v.force_rport = true,
+                    "add-local-rport" => v.local_rport = true,
+                    "reply-to-via" => v.reply_to_via = true,
+                    "force-tcp-alias" => v.tcp_alias = true,
+                    "" => {}
+                    other => {
+                        return Err(FixupError::arg(0, format!("unknown flag '{other}'")));
+                    }
+                }
+            }
+            Ok(Box::new(v))
+        }),
+    });
+    r.set_core_fn(FnDef {
+        sig: Sig::new("core", "force_tcp_alias", "i?", REQUEST),
+        build: Some(|mut a| Ok(Box::new(ForceTcpAlias(a.int(0))))),
+    });
+    r.set_core_fn(FnDef {
         sig: Sig::new("core", "force_send_socket", "s", any_route),
         build: Some(|mut a| {
             let f = a
@@ -372,10 +424,7 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
         );
         return -1;
     };
-    let (host, port) = match &sock.advertised {
-        Some((h, p)) => (h.clone(), *p),
-        None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
-    };
+    let (host, port) = crate::runtime::advertised(sock);
     let sock_id = sock.id;
     let rr_lines = crate::rr::record_route_lines(cx, tx, &src, sock);
     let out_ruri = cx.ruri().to_vec();
@@ -465,6 +514,113 @@ impl Call for AddLocalRport {
         }
         Ok(Ret(1))
     }
+}
+
+fn parse_port(b: &[u8]) -> Option<u16> {
+    std::str::from_utf8(b)
+        .ok()?
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+}
+
+/// `set_advertised_address(addr)` / `set_advertised_port(port)`: the host or port our Via and
+/// Record-Route name for this message only. 1, or -1 for an empty address or a bad port.
+#[derive(Debug)]
+struct SetAdvertised {
+    f: sipox_script::Fmt,
+    port: bool,
+}
+
+impl Call for SetAdvertised {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let mut t = cx.take_buf();
+        cx.eval_fmt(&self.f, &mut t);
+        let ok = if self.port {
+            parse_port(&t).map(crate::runtime::set_advertised_port)
+        } else {
+            std::str::from_utf8(&t)
+                .ok()
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(crate::runtime::set_advertised_host)
+        };
+        cx.give_buf(t);
+        Ok(Ret(if ok.is_some() { 1 } else { -1 }))
+    }
+}
+
+/// `set_via_handling("flags")`: `force-rport`, `add-local-rport`, `reply-to-via` (replies go
+/// to the top Via's sent-by instead of the source address), `force-tcp-alias`. Always 1.
+#[derive(Debug, Default)]
+struct SetViaHandling {
+    force_rport: bool,
+    local_rport: bool,
+    reply_to_via: bool,
+    tcp_alias: bool,
+}
+
+impl Call for SetViaHandling {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        if self.force_rport {
+            force_rport_for_message();
+        }
+        if self.local_rport
+            && let Some(f) = cx.state::<ViaFlags>()
+        {
+            f.local_rport = true;
+        }
+        if self.reply_to_via {
+            crate::runtime::reply_to_via_for_message();
+        }
+        if self.tcp_alias {
+            tcp_alias(cx, None);
+        }
+        Ok(Ret(1))
+    }
+}
+
+/// `force_tcp_alias([port])`: later requests to the source IP and `port` (default: the top
+/// Via's port) reuse the stream connection this request came on (RFC 5923). 1, or -1 when
+/// the request did not come over a stream.
+#[derive(Debug)]
+struct ForceTcpAlias(Option<IntArg>);
+
+impl Call for ForceTcpAlias {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let port = match &self.0 {
+            Some(a) => match cx.eval_int(a).and_then(|p| u16::try_from(p).ok()) {
+                Some(p) if p != 0 => Some(p),
+                _ => return Ok(Ret(-1)),
+            },
+            None => None,
+        };
+        Ok(Ret(tcp_alias(cx, port)))
+    }
+}
+
+fn tcp_alias(cx: &mut MsgCx, port: Option<u16>) -> i32 {
+    let Some(src) = current_source() else {
+        return -1;
+    };
+    let Some(conn) = src.conn else {
+        return -1;
+    };
+    let port = port
+        .or_else(|| cx.msg().and_then(|m| m.via1().ok()).and_then(|v| v.port()))
+        .unwrap_or(match src.proto {
+            sipox_transport::Proto::Tls | sipox_transport::Proto::Wss => 5061,
+            _ => 5060,
+        });
+    let Some(rt) = cx.ext::<Runtime>() else {
+        return -1;
+    };
+    let Some(tx) = rt.transports() else {
+        return -1;
+    };
+    tx.add_tcp_alias(conn, std::net::SocketAddr::new(src.remote.ip(), port));
+    1
 }
 
 /// `force_send_socket("proto:ip:port")`: send this message from that listening socket.

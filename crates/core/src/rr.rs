@@ -306,10 +306,7 @@ impl Call for AddRrParam {
 }
 
 fn host_port_of(s: &SocketInfo) -> (String, u16) {
-    match &s.advertised {
-        Some((h, p)) => (h.clone(), *p),
-        None => (sipox_proxy::fmt_ip(s.local.ip()), s.local.port()),
-    }
+    crate::runtime::advertised(s)
 }
 
 fn default_port(p: Proto) -> u16 {

@@ -247,6 +247,54 @@ pub(crate) fn rport_forced(rt: &Runtime) -> bool {
 }
 
 thread_local! {
+    /// `set_advertised_address()` / `set_advertised_port()` for the message being processed.
+    static ADVERTISED: RefCell<(Option<Box<str>>, Option<u16>)> = const { RefCell::new((None, None)) };
+    /// `set_via_handling("reply-to-via")` for the message being processed.
+    static REPLY_TO_VIA: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Forgets the per-message Via/advertising settings of the previous message.
+fn reset_message_overrides() {
+    FORCED_RPORT.with(|f| f.set(false));
+    REPLY_TO_VIA.with(|f| f.set(false));
+    ADVERTISED.with(|a| *a.borrow_mut() = (None, None));
+}
+
+/// `set_advertised_address()`: the host our Via and Record-Route name for this message.
+pub(crate) fn set_advertised_host(host: &str) {
+    ADVERTISED.with(|a| a.borrow_mut().0 = Some(host.into()));
+}
+
+/// `set_advertised_port()`: the port our Via and Record-Route name for this message.
+pub(crate) fn set_advertised_port(port: u16) {
+    ADVERTISED.with(|a| a.borrow_mut().1 = Some(port));
+}
+
+/// `set_via_handling("reply-to-via")`: replies go to the top Via's sent-by.
+pub(crate) fn reply_to_via_for_message() {
+    REPLY_TO_VIA.with(|f| f.set(true));
+}
+
+/// The host and port this server names itself by on `sock` for the current message: the
+/// socket's address, its `as` advertised address, or the script's per-message override.
+pub(crate) fn advertised(sock: &sipox_transport::SocketInfo) -> (String, u16) {
+    let (mut host, mut port) = match &sock.advertised {
+        Some((h, p)) => (h.clone(), *p),
+        None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
+    };
+    ADVERTISED.with(|a| {
+        let a = a.borrow();
+        if let Some(h) = &a.0 {
+            host = h.to_string();
+        }
+        if let Some(p) = a.1 {
+            port = p;
+        }
+    });
+    (host, port)
+}
+
+thread_local! {
     static CUR_SRC: RefCell<Option<Source>> = const { RefCell::new(None) };
 }
 
@@ -347,7 +395,7 @@ impl ServerHandler {
             _ => {}
         }
         CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));
-        FORCED_RPORT.with(|f| f.set(false));
+        reset_message_overrides();
         let prog = rt.program();
         let outcome = self.with_cx(&prog, |cx| {
             cx.set_source(script_source(src));
@@ -395,7 +443,7 @@ impl ServerHandler {
             return;
         };
         CUR_SRC.with(|s| *s.borrow_mut() = Some(*src));
-        FORCED_RPORT.with(|f| f.set(false));
+        reset_message_overrides();
         let prog = rt.program();
         let has_onreply = prog.route(RouteKind::OnReply, None).is_some();
         let out = self.with_cx(&prog, |cx| {
@@ -502,7 +550,17 @@ pub(crate) fn reply_dest(rt: &Runtime, msg: &SipMsg, src: &Source) -> Dest {
             conn: src.conn,
         };
     }
+    let to_via = REPLY_TO_VIA.with(std::cell::Cell::get);
     let addr = match msg.via1() {
+        Ok(v)
+            if to_via
+                && let Some(ip) = std::str::from_utf8(v.host())
+                    .ok()
+                    .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                    .and_then(|h| h.parse::<std::net::IpAddr>().ok()) =>
+        {
+            SocketAddr::new(ip, v.port().unwrap_or(5060))
+        }
         Ok(v) if v.maddr().is_none() && !(rport_forced(rt) || v.rport().is_some()) => {
             SocketAddr::new(src.remote.ip(), v.port().unwrap_or(5060))
         }

@@ -1179,15 +1179,15 @@ fn build_branch(
     let proto = proto_of(transport);
     let tx = rt.transports().ok_or(-1)?;
     let sock = tx.socket_for(proto, &addr).ok_or(-6)?;
-    let (host, port) = match &sock.advertised {
-        Some((h, p)) => (h.clone(), *p),
-        None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
-    };
+    let (host, port) = crate::runtime::advertised(sock);
     let rr =
         crate::rr::record_route_lines(cx, tx, src, sock).or_else(|| rr_saved.map(<[u8]>::to_vec));
-    let force_rport = rt.cfg.force_rport || src.proto != sipox_transport::Proto::Udp;
+    let force_rport = crate::runtime::rport_forced(rt) || src.proto != sipox_transport::Proto::Udp;
+    let local_rport = cx
+        .peek_state::<crate::fns::ViaFlags>()
+        .is_some_and(|f| f.local_rport);
     let msg = cx.msg_mut().ok_or(-1)?;
-    let via = sipox_proxy::via_value(transport, &host, port, branch, false);
+    let via = sipox_proxy::via_value(transport, &host, port, branch, local_rport);
     let recv = msg.via1().ok().and_then(|v| {
         sipox_proxy::via_receive_params(&v, src.remote, force_rport).map(|p| (v.v.span.end, p))
     });

@@ -499,3 +499,83 @@ fn error_route_gets_the_parse_failure() {
     assert_eq!(r.status(), Some(499), "the script answered, not the core");
     assert_eq!(r.reason(), b"E1 400 Bad Request - CSeq Method Mismatch");
 }
+
+#[test]
+fn per_message_advertised_address_and_via_handling() {
+    let uas = UdpSocket::bind("127.0.0.1:0").unwrap();
+    uas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let uas_port = uas.local_addr().unwrap().port();
+    let p1 = free_port(false);
+    let s = server(&format!(
+        "socket = udp:127.0.0.1:{p1}\nloadmodule \"sl.so\"\nloadmodule \"rr.so\"\n\
+         loadmodule \"tm.so\"\n\
+         route {{\n\
+           if ($rU == \"adv\") {{ set_advertised_address(\"proxy.example.com\"); \
+              set_advertised_port(\"5099\"); record_route(); forward(\"sip:127.0.0.1:{uas_port}\"); exit; }}\n\
+           if ($rU == \"tm\") {{ add_local_rport(); $du = \"sip:127.0.0.1:{uas_port}\"; t_relay(); exit; }}\n\
+           if ($rU == \"via\") {{ set_via_handling(\"reply-to-via\"); sl_send_reply(404, \"Nope\"); exit; }}\n\
+           if ($rU == \"plain\") {{ forward(\"sip:127.0.0.1:{uas_port}\"); exit; }}\n\
+         }}\n"
+    ));
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = |user: &str, via: &str, b: &str| {
+        format!(
+            "OPTIONS sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK{b}\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {b}\r\nCSeq: 1 OPTIONS\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let mut buf = vec![0u8; 4096];
+    let mut recv = |sock: &UdpSocket| {
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        sipox_sip_msg::SipMsg::parse(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap()
+    };
+    // set_advertised_address/port: our Via and Record-Route name the override.
+    c.send_to(
+        req("adv", "127.0.0.1:9", "adv1").as_bytes(),
+        ("127.0.0.1", p1),
+    )
+    .unwrap();
+    let m = recv(&uas);
+    let via = m.vias().next().unwrap().unwrap();
+    assert_eq!(via.host(), b"proxy.example.com");
+    assert_eq!(via.port(), Some(5099));
+    let rr =
+        String::from_utf8_lossy(m.value(m.header_named(b"Record-Route").unwrap())).into_owned();
+    assert!(rr.contains("proxy.example.com:5099"), "{rr}");
+    // ... for that message only: the next one advertises the socket again.
+    c.send_to(
+        req("plain", "127.0.0.1:9", "adv2").as_bytes(),
+        ("127.0.0.1", p1),
+    )
+    .unwrap();
+    let m = recv(&uas);
+    let via = m.vias().next().unwrap().unwrap();
+    assert_eq!(via.host(), b"127.0.0.1");
+    assert_eq!(via.port(), Some(p1));
+    // add_local_rport() also applies to the branches t_relay builds.
+    c.send_to(
+        req("tm", "127.0.0.1:9", "tm1").as_bytes(),
+        ("127.0.0.1", p1),
+    )
+    .unwrap();
+    let m = recv(&uas);
+    let via = m.vias().next().unwrap().unwrap();
+    assert_eq!(via.port(), Some(p1));
+    assert_eq!(via.rport(), Some(None), "add_local_rport with t_relay");
+    // reply-to-via: the reply goes to the Via's sent-by host, not the source IP.
+    let other = UdpSocket::bind("127.0.0.2:0").unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let op = other.local_addr().unwrap().port();
+    c.send_to(
+        req("via", &format!("127.0.0.2:{op}"), "via1").as_bytes(),
+        ("127.0.0.1", p1),
+    )
+    .unwrap();
+    let m = recv(&other);
+    assert_eq!(m.status(), Some(404));
+    drop(s);
+}

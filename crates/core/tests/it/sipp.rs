@@ -579,3 +579,57 @@ fn per_message_advertised_address_and_via_handling() {
     assert_eq!(m.status(), Some(404));
     drop(s);
 }
+
+#[test]
+fn force_tcp_alias_reuses_the_connection() {
+    use std::io::{Read, Write};
+    let (p1, dead) = (free_port(false), free_port(false));
+    let s = server(&format!(
+        "socket = udp:127.0.0.1:{p1}\nsocket = tcp:127.0.0.1:{p1}\nloadmodule \"sl.so\"\n\
+         route {{\n\
+           if ($rU == \"alias\") {{ if (force_tcp_alias()) sl_send_reply(200, \"Aliased\"); \
+              else sl_send_reply(500, \"No alias\"); exit; }}\n\
+           if ($rU == \"back\") {{ forward(\"sip:127.0.0.1:{dead};transport=tcp\"); exit; }}\n\
+         }}\n"
+    ));
+    let req = |user: &str, tp: &str, via: &str, b: &str| {
+        format!(
+            "OPTIONS sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{tp} {via};branch=z9hG4bK{b}\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {b}\r\nCSeq: 1 OPTIONS\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // The TCP client claims, in its Via, the port nobody listens on.
+    let mut t = TcpStream::connect(("127.0.0.1", p1)).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    t.write_all(req("alias", "TCP", &format!("127.0.0.1:{dead}"), "ta1").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = t.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("SIP/2.0 200 Aliased"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // A request for 127.0.0.1:<that port> over TCP now goes down the same connection.
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.send_to(
+        req("back", "UDP", "127.0.0.1:9", "ta2").as_bytes(),
+        ("127.0.0.1", p1),
+    )
+    .unwrap();
+    got.clear();
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = t.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("OPTIONS sip:back@127.0.0.1"), "{text}");
+    drop(s);
+}

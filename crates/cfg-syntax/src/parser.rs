@@ -492,7 +492,16 @@ impl Parser<'_> {
     fn raw_until_brace(&mut self) -> PResult<Value> {
         let lo = self.tok(0).lo;
         let mut depth = 0i32;
+        let mut taken = 0usize;
         loop {
+            // `id`, `id/flags` and `id: ipnet` have no braces: they end where the next
+            // statement starts.
+            if depth == 0 && taken > 0 && self.is_stmt_start_at(0) {
+                let hi = self.toks[self.pos.saturating_sub(1)].hi;
+                let raw = self.flat.text.get(lo..hi).unwrap_or("").to_owned();
+                return Ok(Value::Raw(raw));
+            }
+            taken += 1;
             match self.peek() {
                 T::Eof => return Err(self.expected("'}' to close the blacklist")),
                 T::LBrace => depth += 1,

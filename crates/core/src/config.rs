@@ -57,6 +57,8 @@ pub struct CoreConfig {
     pub dns_try_ipv6: bool,
     /// `dns_try_naptr`.
     pub dns_try_naptr: bool,
+    /// `dst_blacklist` definitions, verbatim (`id [/flags] [: rules]`), in order.
+    pub dst_blacklist: Vec<String>,
     /// Parameters accepted but not acted on yet (name and where).
     pub not_acted_on: Vec<(String, Span)>,
 }
@@ -80,6 +82,7 @@ impl Default for CoreConfig {
             aliases: Vec::new(),
             tcp_accept_aliases: false,
             dns_try_ipv6: false,
+            dst_blacklist: Vec::new(),
             dns_try_naptr: true,
             not_acted_on: Vec::new(),
         }
@@ -268,6 +271,15 @@ impl CoreConfig {
                         Err(e) => bad(&e.to_string()),
                     },
                     _ => bad("expects a socket definition"),
+                },
+                "dst_blacklist" => match v {
+                    Value::Raw(r) | Value::Str(r) | Value::Ident(r) => {
+                        match crate::blacklist::Lists::parse([r.as_str()]) {
+                            Ok(_) => c.dst_blacklist.push(r.clone()),
+                            Err(e) => bad(&e.0),
+                        }
+                    }
+                    _ => bad("expects a blacklist definition"),
                 },
                 "udp_workers" => match count(v) {
                     Some(n) if n > 0 => c.transport.udp_workers = n,

@@ -88,6 +88,28 @@ pub(crate) fn register(r: &mut Registry) {
             Ok(Box::new(v))
         }),
     });
+    for (name, on) in [("use_blacklist", true), ("unuse_blacklist", false)] {
+        r.set_core_fn(FnDef {
+            sig: Sig::new("core", name, "s", any_route),
+            build: Some(if on {
+                |mut a| Ok(Box::new(UseBlacklist(bl_name(&mut a)?, true)))
+            } else {
+                |mut a| Ok(Box::new(UseBlacklist(bl_name(&mut a)?, false)))
+            }),
+        });
+    }
+    r.set_core_fn(FnDef {
+        sig: Sig::new("core", "check_blacklist_rule", "s,s,s?,s?,s?", any_route),
+        build: Some(|a| bl_rule(a, BlOp::Check)),
+    });
+    r.set_core_fn(FnDef {
+        sig: Sig::new("core", "add_blacklist_rule", "s,s,s?,s?,s?,i?", any_route),
+        build: Some(|a| bl_rule(a, BlOp::Add)),
+    });
+    r.set_core_fn(FnDef {
+        sig: Sig::new("core", "del_blacklist_rule", "s,s,s?,s?,s?", any_route),
+        build: Some(|a| bl_rule(a, BlOp::Del)),
+    });
     r.set_core_fn(FnDef {
         sig: Sig::new("core", "force_tcp_alias", "i?", REQUEST),
         build: Some(|mut a| Ok(Box::new(ForceTcpAlias(a.int(0))))),
@@ -459,6 +481,9 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
     if !written {
         return -1;
     }
+    if blocked(cx, &rt, proto, addr, &out, "forward") {
+        return -1;
+    }
     match tx.send(
         &Dest {
             proto,
@@ -474,6 +499,27 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
         }
         Err(_) => -1,
     }
+}
+
+/// True (and logged) when a blacklist that applies to this message blocks sending the
+/// request `out` over `proto` to `addr`. Replies are never filtered.
+pub(crate) fn blocked(
+    cx: &mut MsgCx,
+    rt: &Runtime,
+    proto: sipox_transport::Proto,
+    addr: std::net::SocketAddr,
+    out: &[u8],
+    what: &str,
+) -> bool {
+    let request = cx.msg().and_then(sipox_sip_msg::SipMsg::method).is_some();
+    if request && rt.blacklists.blocked(proto, addr, out) {
+        cx.log(
+            -1,
+            format!("ERROR: {what}: destination {addr} is blacklisted").as_bytes(),
+        );
+        return true;
+    }
+    false
 }
 
 /// Per-message settings of the Via handling functions.
@@ -513,6 +559,134 @@ impl Call for AddLocalRport {
             f.local_rport = true;
         }
         Ok(Ret(1))
+    }
+}
+
+fn bl_name(a: &mut Args<'_>) -> Result<sipox_script::Fmt, FixupError> {
+    a.fmt(0)
+        .ok_or_else(|| FixupError::arg(0, "expected a blacklist name"))
+}
+
+/// `use_blacklist(name)` / `unuse_blacklist(name)`: the list applies (or not) to the requests
+/// this message sends. 1, or -1 for an unknown list.
+#[derive(Debug)]
+struct UseBlacklist(sipox_script::Fmt, bool);
+
+impl Call for UseBlacklist {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let mut t = cx.take_buf();
+        cx.eval_fmt(&self.0, &mut t);
+        let ok = cx.ext::<Runtime>().is_some_and(|rt| {
+            rt.blacklists
+                .select(String::from_utf8_lossy(&t).trim(), self.1)
+        });
+        cx.give_buf(t);
+        Ok(Ret(if ok { 1 } else { -1 }))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlOp {
+    Check,
+    Add,
+    Del,
+}
+
+/// `check_blacklist_rule(list, ip[, port[, proto[, text]]])`: 1 when the list blocks that
+/// destination (with `text` as the outgoing message), else -1;
+/// `add_blacklist_rule(list, ip[, port[, proto[, pattern[, expire]]]])` and
+/// `del_blacklist_rule(list, ip[, port[, proto[, pattern]]])`: 1, or -1 for an unknown or
+/// read-only list, a bad address, or (del) no such rule. `ip` may be `ip/prefix` or
+/// `ip/mask` for add/del; port 0 or absent means any port.
+#[derive(Debug)]
+struct BlRule {
+    op: BlOp,
+    list: sipox_script::Fmt,
+    ip: sipox_script::Fmt,
+    port: Option<sipox_script::Fmt>,
+    proto: Option<sipox_script::Fmt>,
+    text: Option<sipox_script::Fmt>,
+    expire: Option<IntArg>,
+}
+
+fn bl_rule(mut a: Args<'_>, op: BlOp) -> Result<Box<dyn Call>, FixupError> {
+    let list = bl_name(&mut a)?;
+    let ip = a
+        .fmt(1)
+        .ok_or_else(|| FixupError::arg(1, "expected an IP address"))?;
+    Ok(Box::new(BlRule {
+        op,
+        list,
+        ip,
+        port: a.fmt(2),
+        proto: a.fmt(3),
+        text: a.fmt(4),
+        expire: a.int(5),
+    }))
+}
+
+impl Call for BlRule {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let mut eval = |f: &sipox_script::Fmt| {
+            let mut b = Vec::new();
+            cx.eval_fmt(f, &mut b);
+            String::from_utf8_lossy(&b).trim().to_owned()
+        };
+        let list = eval(&self.list);
+        let ip = eval(&self.ip);
+        let port = self.port.as_ref().map(&mut eval).unwrap_or_default();
+        let proto = self.proto.as_ref().map(&mut eval).unwrap_or_default();
+        let text = self.text.as_ref().map(&mut eval).unwrap_or_default();
+        let expire = self
+            .expire
+            .as_ref()
+            .and_then(|e| cx.eval_int(e))
+            .and_then(|s| u64::try_from(s).ok())
+            .map(std::time::Duration::from_secs);
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let port = if port.is_empty() {
+            0
+        } else {
+            match port.parse::<u16>() {
+                Ok(p) => p,
+                Err(_) => return Ok(Ret(-1)),
+            }
+        };
+        let ok = match self.op {
+            BlOp::Check => {
+                let proto = match proto.as_str() {
+                    "" | "any" => sipox_transport::Proto::Udp,
+                    p => match sipox_transport::Proto::parse(p) {
+                        Some(p) => p,
+                        None => return Ok(Ret(-1)),
+                    },
+                };
+                let Ok(ip) = ip
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                else {
+                    return Ok(Ret(-1));
+                };
+                rt.blacklists.check(
+                    &list,
+                    proto,
+                    std::net::SocketAddr::new(ip, port),
+                    text.as_bytes(),
+                ) == Some(true)
+            }
+            BlOp::Add | BlOp::Del => {
+                let proto = (!proto.is_empty()).then_some(proto.as_str());
+                match crate::blacklist::Rule::new(&ip, port, proto, Some(text.as_bytes())) {
+                    Ok(rule) if self.op == BlOp::Add => rt.blacklists.add(&list, rule, expire),
+                    Ok(rule) => rt.blacklists.del(&list, &rule),
+                    Err(_) => false,
+                }
+            }
+        };
+        Ok(Ret(if ok { 1 } else { -1 }))
     }
 }
 
@@ -741,7 +915,7 @@ impl Call for Send {
         if let Some(m) = cx.msg_mut() {
             m.truncate_edits(mark);
         }
-        if !ok {
+        if !ok || blocked(cx, &rt, proto, addr, &out, "send") {
             return Ok(Ret(-1));
         }
         let dest = Dest {

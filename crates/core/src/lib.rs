@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod blacklist;
 mod config;
 mod fns;
 mod logging;

@@ -74,6 +74,8 @@ pub struct Runtime {
     pub(crate) tm: crate::tm::Tm,
     /// The loaded modules' instances.
     pub(crate) modhost: crate::modhost::ModHost,
+    /// `dst_blacklist` lists.
+    pub(crate) blacklists: crate::blacklist::Lists,
 }
 
 impl Runtime {
@@ -255,6 +257,7 @@ thread_local! {
 
 /// Forgets the per-message Via/advertising settings of the previous message.
 fn reset_message_overrides() {
+    crate::blacklist::reset_message();
     FORCED_RPORT.with(|f| f.set(false));
     REPLY_TO_VIA.with(|f| f.set(false));
     ADVERTISED.with(|a| *a.borrow_mut() = (None, None));
@@ -915,6 +918,10 @@ impl Server {
             ));
         }
         let tm = crate::tm::Tm::new(&tm_params, seed);
+        // validated when the configuration was read
+        let blacklists =
+            crate::blacklist::Lists::parse(cfg.dst_blacklist.iter().map(String::as_str))
+                .unwrap_or_default();
         let rt = Arc::new(Runtime {
             cfg,
             tx: OnceLock::new(),
@@ -934,6 +941,7 @@ impl Server {
             dns: OnceLock::new(),
             tm,
             modhost,
+            blacklists,
         });
         // startup_route runs once, before anything is received
         run_plain_route(&rt, RouteKind::Startup, None);

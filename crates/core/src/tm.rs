@@ -1218,6 +1218,10 @@ fn build_branch(
     if !ok {
         return Err(-2);
     }
+    if crate::fns::blocked(cx, rt, proto, addr, &out, "t_relay") {
+        // OpenSIPS's "destination filtered"
+        return Err(-5);
+    }
     Ok((Bytes::from(out), Peer { transport, addr }, rr))
 }
 

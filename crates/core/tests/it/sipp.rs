@@ -633,3 +633,100 @@ fn force_tcp_alias_reuses_the_connection() {
     assert!(text.starts_with("OPTIONS sip:back@127.0.0.1"), "{text}");
     drop(s);
 }
+
+#[test]
+fn dst_blacklists_filter_requests() {
+    let uas = UdpSocket::bind("127.0.0.1:0").unwrap();
+    uas.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let up = uas.local_addr().unwrap().port();
+    let p1 = free_port(false);
+    let s = server(&format!(
+        "socket = udp:127.0.0.1:{p1}\n\
+         dst_blacklist = gw: {{ (udp, 127.0.0.1, {up}, \"\") }}\n\
+         dst_blacklist = dyn/expire\n\
+         dst_blacklist = msgs/default: {{ (any, 127.0.0.0/8, 0, \"MESSAGE*\") }}\n\
+         loadmodule \"sl.so\"\nloadmodule \"tm.so\"\n\
+         route {{\n\
+           if ($rU == \"use\") use_blacklist(\"gw\");\n\
+           if ($rU == \"dyn\") {{\n\
+             if (!add_blacklist_rule(\"dyn\", \"127.0.0.0/24\", \"{up}\", \"udp\")) {{ sl_send_reply(500, \"add\"); exit; }}\n\
+             if (add_blacklist_rule(\"gw\", \"10.0.0.1\")) {{ sl_send_reply(500, \"readonly\"); exit; }}\n\
+             if (!check_blacklist_rule(\"dyn\", \"127.0.0.1\", \"{up}\", \"udp\")) {{ sl_send_reply(500, \"check\"); exit; }}\n\
+             use_blacklist(\"dyn\");\n\
+           }}\n\
+           if ($rU == \"undyn\") {{ if (!del_blacklist_rule(\"dyn\", \"127.0.0.0/24\", \"{up}\", \"udp\")) {{ sl_send_reply(500, \"del\"); exit; }} use_blacklist(\"dyn\"); }}\n\
+           if ($rU == \"tm\") {{ use_blacklist(\"gw\"); $du = \"sip:127.0.0.1:{up}\"; t_relay(\"no-auto-477\"); if ($rc == -5) sl_send_reply(403, \"Filtered by tm\"); exit; }}\n\
+           if (!forward(\"sip:127.0.0.1:{up}\")) sl_send_reply(403, \"Filtered\");\n\
+         }}\n"
+    ));
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut n = 0;
+    let mut send = |method: &str, user: &str| {
+        n += 1;
+        let m = format!(
+            "{method} sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKbl{n}\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: bl{n}\r\nCSeq: 1 {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            c.local_addr().unwrap().port()
+        );
+        c.send_to(m.as_bytes(), ("127.0.0.1", p1)).unwrap();
+    };
+    let mut buf = vec![0u8; 4096];
+    let mut reply = |c: &UdpSocket| {
+        let (k, _) = c.recv_from(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..k])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let reached = |uas: &UdpSocket| {
+        let mut b = vec![0u8; 4096];
+        uas.recv_from(&mut b).is_ok()
+    };
+    send("OPTIONS", "plain");
+    assert!(reached(&uas), "no list applies");
+    send("OPTIONS", "use");
+    assert_eq!(reply(&c), "SIP/2.0 403 Filtered");
+    assert!(!reached(&uas));
+    send("OPTIONS", "plain");
+    assert!(reached(&uas), "use_blacklist lasted one message");
+    send("MESSAGE", "plain");
+    assert_eq!(
+        reply(&c),
+        "SIP/2.0 403 Filtered",
+        "a default list, with a pattern"
+    );
+    assert!(!reached(&uas));
+    send("OPTIONS", "dyn");
+    assert_eq!(
+        reply(&c),
+        "SIP/2.0 403 Filtered",
+        "a rule added at run time"
+    );
+    send("OPTIONS", "undyn");
+    assert!(reached(&uas), "and removed");
+    send("OPTIONS", "tm");
+    assert_eq!(reply(&c), "SIP/2.0 403 Filtered by tm");
+    assert!(!reached(&uas));
+    drop(s);
+}
+
+#[test]
+fn bad_dst_blacklist_is_a_config_error() {
+    let p1 = free_port(false);
+    let cfg = format!(
+        "socket = udp:127.0.0.1:{p1}\ndst_blacklist = gw: {{ (udp, 300.0.0.1, 5060, \"\") }}\n\
+         route {{ exit; }}\n"
+    );
+    let dir = std::env::temp_dir().join(format!("sipox-bl-{p1}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let err = Server::start(&path, None, &[]).expect_err("rejected");
+    let text = err.to_string();
+    assert!(text.contains("bad.cfg:2:"), "{text}");
+    assert!(text.contains("300.0.0.1"), "{text}");
+}

@@ -57,6 +57,8 @@ pub struct CoreConfig {
     pub dns_try_ipv6: bool,
     /// `dns_try_naptr`.
     pub dns_try_naptr: bool,
+    /// `disable_dns_failover`: tm tries no further RFC 3263 targets of a failed branch.
+    pub disable_dns_failover: bool,
     /// Parameters accepted but not acted on yet (name and where).
     pub not_acted_on: Vec<(String, Span)>,
 }
@@ -81,6 +83,7 @@ impl Default for CoreConfig {
             tcp_accept_aliases: false,
             dns_try_ipv6: false,
             dns_try_naptr: true,
+            disable_dns_failover: false,
             not_acted_on: Vec::new(),
         }
     }
@@ -108,7 +111,6 @@ const ACCEPTED_LATER: &[&str] = &[
     "dns_use_search_list",
     "disable_dns_blacklist",
     "dst_blacklist",
-    "disable_dns_failover",
     "mpath",
     "auto_aliases",
     "open_files_limit",
@@ -362,6 +364,10 @@ impl CoreConfig {
                 },
                 "dns_try_naptr" => match boolean(v) {
                     Some(b) => c.dns_try_naptr = b,
+                    None => bad("expects yes/no"),
+                },
+                "disable_dns_failover" => match boolean(v) {
+                    Some(b) => c.disable_dns_failover = b,
                     None => bad("expects yes/no"),
                 },
                 "alias" => {

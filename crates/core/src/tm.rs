@@ -30,8 +30,8 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use sipox_cfg_syntax::{Config, Item, RouteKind, Value};
 use sipox_script::{
-    Arg, Args, Call, FixupError, FnDef, Kind, ModuleDef, ModulePv, MsgCx, MsgState, Outcome,
-    RegexArg, Registry, Ret, Sig, Stop, TxnCtx, route_mask,
+    Arg, Args, Call, FixupError, FnDef, IntArg, Kind, ModuleDef, ModulePv, MsgCx, MsgState,
+    Outcome, RegexArg, Registry, Ret, Sig, Stop, TxnCtx, route_mask,
 };
 use sipox_sip_msg::{Method, SipMsg, Transport};
 use sipox_transport::{Dest, Source};
@@ -61,6 +61,13 @@ pub(crate) struct TmParams {
     pub(crate) server: Option<Bytes>,
     /// `User-Agent:` value of the CANCELs and ACKs tm builds (core `user_agent_header`).
     pub(crate) user_agent: Option<Bytes>,
+    /// `wt_timer` (seconds): how long completed/accepted server transactions linger.
+    wt_timer: Option<Duration>,
+    /// `enable_stats`: the `tm` statistics are registered and kept.
+    enable_stats: bool,
+    /// `ruri_matching`, `via1_matching`: what RFC 2543 transaction matching compares.
+    ruri_matching: bool,
+    via1_matching: bool,
 }
 
 impl Default for TmParams {
@@ -74,6 +81,10 @@ impl Default for TmParams {
             auto_100trying: true,
             server: None,
             user_agent: None,
+            wt_timer: None,
+            enable_stats: true,
+            ruri_matching: true,
+            via1_matching: true,
         }
     }
 }
@@ -121,6 +132,15 @@ impl TmParams {
                 }
                 "disable_6xx_block" => p.disable_6xx_block = v != 0,
                 "auto_100trying" => p.auto_100trying = v != 0,
+                "wt_timer" => {
+                    if let Some(s) = pos {
+                        p.wt_timer = Some(Duration::from_secs(s));
+                    }
+                }
+                "enable_stats" => p.enable_stats = v != 0,
+                "ruri_matching" => p.ruri_matching = v != 0,
+                "via1_matching" => p.via1_matching = v != 0,
+                // `delete_timer`: accepted, nothing to retry (see the module doc).
                 _ => {}
             }
         }
@@ -143,6 +163,9 @@ impl TmParams {
         c.tag_seed = seed;
         c.server.clone_from(&self.server);
         c.user_agent.clone_from(&self.user_agent);
+        c.wait = self.wt_timer;
+        c.rfc2543_ruri = self.ruri_matching;
+        c.rfc2543_via1 = self.via1_matching;
         c
     }
 }
@@ -177,6 +200,41 @@ struct TmTxn {
     callid: Box<[u8]>,
     cseq: u32,
     invite: bool,
+    /// `t_relay` flags set on this transaction ([`RelayFlags`]).
+    flags: u8,
+    /// DNS failover: the further RFC 3263 targets of branches that have some.
+    dns: Vec<DnsAlt>,
+}
+
+/// A branch whose destination host resolved to several targets: what DNS failover needs to
+/// send it again to the next one (owned by the transaction, dropped with it).
+#[derive(Debug)]
+struct DnsAlt {
+    /// The latest attempt.
+    branch: ClientKey,
+    /// The attempts before it (the §16.7 selection may name one of them).
+    earlier: Vec<ClientKey>,
+    /// The request as sent on the branch (the table keeps the same buffer).
+    req: Bytes,
+    /// Targets not tried yet, in RFC 3263 order.
+    rest: Vec<Peer>,
+    /// Some reply came on the latest attempt.
+    received: bool,
+    /// The final outcome of the latest attempt (0 while pending; a local 408/503 included).
+    code: u16,
+}
+
+impl DnsAlt {
+    fn new(branch: ClientKey, req: Bytes, rest: Vec<Peer>) -> Self {
+        Self {
+            branch,
+            earlier: Vec::new(),
+            req,
+            rest,
+            received: false,
+            code: 0,
+        }
+    }
 }
 
 impl TmTxn {
@@ -188,6 +246,7 @@ impl TmTxn {
         self.on_failure = None;
         self.on_branch = None;
         self.hdrs = Vec::new();
+        self.dns = Vec::new();
     }
 
     /// What the CANCELs of this transaction's branches carry besides the usual headers.
@@ -233,6 +292,8 @@ pub(crate) struct Tm {
     bell: Condvar,
     /// The `tm` statistics, registered when the configuration loads tm.
     stats: std::sync::OnceLock<TmStats>,
+    /// `enable_stats`: with 0 the statistics are neither registered nor kept.
+    stats_enabled: bool,
 }
 
 /// Registers the `tm` statistics (OpenSIPS's names) of the runtime's transaction layer.
@@ -240,6 +301,9 @@ pub(crate) fn register_stats(
     rt: &Arc<Runtime>,
     stats: &sipox_stats::Stats,
 ) -> Result<(), sipox_stats::StatsError> {
+    if !rt.tm.stats_enabled {
+        return Ok(());
+    }
     let r = |n: &'static str| stats.register("tm", n, sipox_stats::StatFlags::NONE);
     let st = TmStats {
         received_replies: r("received_replies")?,
@@ -331,6 +395,7 @@ impl Tm {
             epoch: now(),
             bell: Condvar::new(),
             stats: std::sync::OnceLock::new(),
+            stats_enabled: params.enable_stats,
         }
     }
 
@@ -475,6 +540,9 @@ impl Tm {
                     && let Some(t) = sh.txns.get_mut(&b.server)
                 {
                     t.last_local = true;
+                    if let Some(d) = t.dns.iter_mut().find(|d| d.branch == branch) {
+                        d.code = code;
+                    }
                 }
             }
             TxnEvent::BestFinal { txn, code, msg } => self.on_best_final(rt, i, txn, code, msg),
@@ -547,6 +615,12 @@ impl Tm {
             match b.and_then(|b| sh.txns.get_mut(&b.server).map(|t| (b, t))) {
                 Some((b, t)) => {
                     t.any_received = true;
+                    if let Some(d) = t.dns.iter_mut().find(|d| d.branch == branch) {
+                        d.received = true;
+                        if code >= 200 {
+                            d.code = code;
+                        }
+                    }
                     if code >= 200 {
                         t.last_local = false;
                     }
@@ -646,6 +720,9 @@ impl Tm {
     }
 
     fn on_best_final(&self, rt: &Arc<Runtime>, i: usize, sk: ServerKey, code: u16, msg: SipMsg) {
+        if code >= 300 && self.dns_failover(rt, i, sk) {
+            return;
+        }
         let failure = {
             let mut g = self.shard(i).lock();
             let nb = g.table.branches(sk).len();
@@ -811,6 +888,8 @@ impl Tm {
                             callid: msg.call_id().unwrap_or_default().into(),
                             cseq,
                             invite: msg.method() == Some(Method::Invite),
+                            flags: 0,
+                            dns: Vec::new(),
                         },
                     );
                     self.stat(|s| s.uas.inc());
@@ -938,7 +1017,7 @@ impl Tm {
         if let Some(m) = cx.msg_mut() {
             m.truncate_edits(mark);
         }
-        let (bytes, peer, _) = match built {
+        let (bytes, peer, _, _) = match built {
             Ok(x) => x,
             Err(e) => return e,
         };
@@ -963,7 +1042,7 @@ impl Tm {
 
     /// `t_relay()` of a CANCEL: answered 200 and the INVITE's branches cancelled when the
     /// INVITE transaction exists; else forwarded statelessly.
-    fn relay_cancel(&self, rt: &Runtime, cx: &mut MsgCx) -> i32 {
+    fn relay_cancel(&self, rt: &Runtime, cx: &mut MsgCx, flags: u8) -> i32 {
         let Some(src) = current_source() else {
             return -1;
         };
@@ -984,7 +1063,14 @@ impl Tm {
         };
         let reason = cx
             .peek_state::<TmState>()
-            .and_then(|s| s.cancel_reason.clone());
+            .and_then(|s| s.cancel_reason.clone())
+            .or_else(|| {
+                // `pass-reason-hdr`: the CANCEL's own Reason goes on to the branches.
+                let h = (flags & relay_flags::PASS_REASON_HDR != 0)
+                    .then(|| msg.header_named(b"Reason"))
+                    .flatten()?;
+                Some([msg.name(h), b": ", msg.value(h), b"\r\n"].concat())
+            });
         if let Some(reason) = reason {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
@@ -1006,7 +1092,14 @@ impl Tm {
     }
 
     /// Forks the current request to its destination set as branches of `sk`.
-    fn relay(&self, rt: &Runtime, cx: &mut MsgCx, i: usize, sk: ServerKey, failure: bool) -> i32 {
+    fn relay(
+        &self,
+        rt: &Runtime,
+        cx: &mut MsgCx,
+        (i, sk): (usize, ServerKey),
+        failure: bool,
+        flags: u8,
+    ) -> i32 {
         // (R-URI, destination, path) per branch; a path (from registrar's lookup) becomes
         // Route headers of that branch, RFC 3327.
         let mut targets: Vec<OwnedTarget> = Vec::new();
@@ -1021,13 +1114,28 @@ impl Tm {
         for b in cx.branches() {
             targets.push((b.uri.clone(), b.duri.clone(), b.path.clone(), b.flags));
         }
-        let (src, rr_saved, on_branch, extra) = {
+        let keep_on_2xx = flags & relay_flags::ALLOW_NO_CANCEL != 0
+            && cx.msg().is_some_and(request_disposition_no_cancel);
+        let (src, rr_saved, on_branch, extra, dns) = {
             let mut g = self.shard(i).lock();
-            match g.txns.get_mut(&sk) {
+            let sh = &mut *g;
+            match sh.txns.get_mut(&sk) {
                 Some(t) => {
                     // flags and AVPs set since t_newtran (or by a failure route) go with it
                     t.ctx = cx.save_txn_ctx();
-                    (t.src, t.rr.clone(), t.on_branch.clone(), t.hdrs.clone())
+                    t.flags |= flags;
+                    if keep_on_2xx {
+                        sh.table.set_keep_branches_on_2xx(sk, true);
+                    }
+                    let dns =
+                        t.flags & relay_flags::NO_DNS_FAILOVER == 0 && !rt.cfg.disable_dns_failover;
+                    (
+                        t.src,
+                        t.rr.clone(),
+                        t.on_branch.clone(),
+                        t.hdrs.clone(),
+                        dns,
+                    )
                 }
                 None => return -1,
             }
@@ -1086,13 +1194,14 @@ impl Tm {
             if let Some(m) = cx.msg_mut() {
                 m.truncate_edits(mark);
             }
-            let (bytes, peer, rr) = match built {
+            let (bytes, peer, rr, rest) = match built {
                 Ok(x) => x,
                 Err(e) => {
                     ret = e;
                     continue;
                 }
             };
+            let copy = (dns && !rest.is_empty()).then(|| bytes.clone());
             let r = {
                 let mut g = self.shard(i).lock();
                 let sh = &mut *g;
@@ -1100,6 +1209,9 @@ impl Tm {
                 if let Ok(ck) = r
                     && let Some(t) = sh.txns.get_mut(&sk)
                 {
+                    if let Some(req) = copy {
+                        t.dns.push(DnsAlt::new(ck, req, rest));
+                    }
                     sh.branches.insert(
                         ck,
                         BranchInfo {
@@ -1137,6 +1249,121 @@ impl Tm {
         }
         if sent { 1 } else { ret }
     }
+
+    /// DNS failover (OpenSIPS's, RFC 3263 §4.3): the transaction completed and its selected
+    /// branch timed out with no reply at all, could not be sent (local 503) or got a 503; if
+    /// its host resolved to further targets, the branch's request goes to the next one as a
+    /// new branch, and neither the failure route nor the final reply happen yet. True when a
+    /// new branch went out.
+    fn dns_failover(&self, rt: &Runtime, i: usize, sk: ServerKey) -> bool {
+        let mut d = {
+            let mut g = self.shard(i).lock();
+            let sh = &mut *g;
+            let Some((ck, _, _)) = sh.table.selected_branch(sk) else {
+                return false;
+            };
+            let Some(t) = sh.txns.get_mut(&sk) else {
+                return false;
+            };
+            let Some(pos) = t
+                .dns
+                .iter()
+                .position(|d| d.branch == ck || d.earlier.contains(&ck))
+            else {
+                return false;
+            };
+            // The latest attempt towards this host decides (OpenSIPS: a timeout with no
+            // reply at all, or a 503, received or local from a send failure).
+            let d = &t.dns[pos];
+            let failed = match d.code {
+                408 => !d.received,
+                503 => true,
+                _ => false,
+            };
+            if !failed || d.rest.is_empty() {
+                return false;
+            }
+            t.dns.swap_remove(pos)
+        };
+        let mut rest = std::mem::take(&mut d.rest);
+        let mut earlier = std::mem::take(&mut d.earlier);
+        earlier.push(d.branch);
+        while !rest.is_empty() {
+            let peer = rest.remove(0);
+            let id = self.new_branch_id(i);
+            let Some(bytes) = retarget(rt, &d.req, peer, &id) else {
+                continue;
+            };
+            let copy = (!rest.is_empty()).then(|| bytes.clone());
+            let r = {
+                let mut g = self.shard(i).lock();
+                let sh = &mut *g;
+                let r = sh.table.send_request(now(), bytes, peer, Some(sk));
+                if let Ok(ck) = r
+                    && let Some(t) = sh.txns.get_mut(&sk)
+                {
+                    sh.branches.insert(
+                        ck,
+                        BranchInfo {
+                            server: sk,
+                            idx: t.nbranches,
+                        },
+                    );
+                    t.nbranches += 1;
+                    if let Some(req) = copy {
+                        let mut next = DnsAlt::new(ck, req, std::mem::take(&mut rest));
+                        next.earlier = std::mem::take(&mut earlier);
+                        t.dns.push(next);
+                    }
+                }
+                r
+            };
+            match r {
+                Ok(_) => {
+                    self.stat(|s| s.uac.inc());
+                    rt.counters.fwd_requests.fetch_add(1, Ordering::Relaxed);
+                    self.pump(rt, i);
+                    return true;
+                }
+                // The transaction can take no new branch (answered, cancelled).
+                Err(TxnError::WrongState(_) | TxnError::NoTransaction) => return false,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+}
+
+/// A branch's request as sent (`req`) readied for another target: our Via replaced by one
+/// for the socket that reaches `peer`, with branch `branch`.
+fn retarget(rt: &Runtime, req: &Bytes, peer: Peer, branch: &str) -> Option<Bytes> {
+    let tx = rt.transports()?;
+    let sock = tx.socket_for(proto_of(peer.transport), &peer.addr)?;
+    let (host, port) = match &sock.advertised {
+        Some((h, p)) => (h.clone(), *p),
+        None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
+    };
+    let via = sipox_proxy::via_value(peer.transport, &host, port, branch, false);
+    let mut msg = SipMsg::parse(req.clone()).ok()?;
+    if !msg.pop_via() {
+        return None;
+    }
+    msg.push_via(via.as_bytes());
+    let mut out = Vec::with_capacity(req.len() + 16);
+    msg.write_to(&mut out).ok()?;
+    Some(Bytes::from(out))
+}
+
+/// RFC 3841 §9.1: the request asks that a 2xx not cancel the other branches
+/// (`Request-Disposition: no-cancel`, compact form `d`).
+fn request_disposition_no_cancel(msg: &SipMsg) -> bool {
+    msg.headers_named(b"Request-Disposition")
+        .chain(msg.headers_named(b"d"))
+        .any(|h| {
+            msg.value(h)
+                .split(|&c| c == b',')
+                .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"no-cancel"))
+        })
 }
 
 /// The message as written with the script's edits (R-URI change excluded).
@@ -1150,8 +1377,9 @@ fn written(msg: &SipMsg) -> Bytes {
 }
 
 /// One branch of the current request: destination resolved, our Via with `branch`,
-/// `received`/`rport` on the previous Via, Record-Route, the branch's R-URI. Errors are
-/// `t_relay`'s codes.
+/// `received`/`rport` on the previous Via, Record-Route, the branch's R-URI; with the further
+/// RFC 3263 targets of its host (same transport) for DNS failover. Errors are `t_relay`'s
+/// codes.
 fn build_branch(
     rt: &Runtime,
     cx: &mut MsgCx,
@@ -1160,7 +1388,7 @@ fn build_branch(
     branch: &str,
     rr_saved: Option<&[u8]>,
     extra: &[u8],
-) -> Result<(Bytes, Peer, Option<Vec<u8>>), i32> {
+) -> Result<BuiltBranch, i32> {
     let (uri, duri, path) = (target.uri, target.duri, target.path);
     // Without an explicit destination, a path's first hop is where the request goes.
     let first_hop = first_path_uri(path);
@@ -1173,9 +1401,18 @@ fn build_branch(
     };
     let u = sipox_sip_msg::uri(dest).map_err(|_| -4)?;
     let target = sipox_proxy::request_target(&u).map_err(|_| -4)?;
+    let mut rest = Vec::new();
     let (addr, transport) = match target.socket_addr() {
         Some(a) => (a, target.transport),
-        None => crate::fns::resolve_name(rt, &target).ok_or(-4)?,
+        None => {
+            let mut all = crate::fns::resolve_targets(rt, &target).into_iter();
+            let first = all.next().ok_or(-4)?;
+            rest = all
+                .filter(|(_, t)| *t == first.1)
+                .map(|(addr, transport)| Peer { transport, addr })
+                .collect();
+            first
+        }
     };
     let proto = proto_of(transport);
     let tx = rt.transports().ok_or(-1)?;
@@ -1219,8 +1456,12 @@ fn build_branch(
     if !ok {
         return Err(-2);
     }
-    Ok((Bytes::from(out), Peer { transport, addr }, rr))
+    Ok((Bytes::from(out), Peer { transport, addr }, rr, rest))
 }
+
+/// A built branch: the request, where it goes, its Record-Route lines, the further targets of
+/// its host (DNS failover).
+type BuiltBranch = (Bytes, Peer, Option<Vec<u8>>, Vec<Peer>);
 
 /// A branch as the script left it: R-URI, `$du`, path vector, branch flags.
 type OwnedTarget = (Vec<u8>, Vec<u8>, Vec<u8>, u64);
@@ -1318,9 +1559,83 @@ fn take(a: &mut Args<'_>, i: usize) -> Arg {
         .map_or(Arg::None, |x| std::mem::replace(x, Arg::None))
 }
 
+/// The `t_relay` flags: OpenSIPS 3.5's names, and the old numeric bits they replace.
+mod relay_flags {
+    /// `no-auto-477` (0x02): no 477 when every branch failed to go out.
+    pub(super) const NO_AUTO_477: u8 = 0x02;
+    /// `no-dns-failover` (0x04): a failed branch is not retried on its host's next target.
+    pub(super) const NO_DNS_FAILOVER: u8 = 0x04;
+    /// `pass-reason-hdr` (0x08): on a CANCEL, its Reason header goes on the CANCELs of the
+    /// branches.
+    pub(super) const PASS_REASON_HDR: u8 = 0x08;
+    /// `allow-no-cancel` (0x10): a request with `Request-Disposition: no-cancel` keeps its
+    /// other branches running after a 2xx (RFC 3841 §9.1).
+    pub(super) const ALLOW_NO_CANCEL: u8 = 0x10;
+
+    /// Parses a comma-separated list of flag names or numbers (decimal or `0x` hex bit sets).
+    pub(super) fn parse(s: &str) -> Result<u8, String> {
+        let mut f = 0u8;
+        for tok in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            f |= match tok {
+                "no-auto-477" => NO_AUTO_477,
+                "no-dns-failover" => NO_DNS_FAILOVER,
+                "pass-reason-hdr" => PASS_REASON_HDR,
+                "allow-no-cancel" => ALLOW_NO_CANCEL,
+                n => {
+                    let v = match n.strip_prefix("0x").or_else(|| n.strip_prefix("0X")) {
+                        Some(h) => i64::from_str_radix(h, 16),
+                        None => n.parse(),
+                    };
+                    bits(v.map_err(|_| format!("t_relay: unknown flag `{tok}`"))?)
+                }
+            };
+        }
+        Ok(f)
+    }
+
+    /// The known bits of a numeric flag set.
+    pub(super) fn bits(v: i64) -> u8 {
+        u8::try_from(v & 0x1e).unwrap_or(0)
+    }
+}
+
+/// `t_relay`'s flags: compiled at fixup, or read per call when given by a variable.
+#[derive(Debug)]
+enum RelayFlagsArg {
+    Const(u8),
+    Dyn(Arg),
+}
+
+impl RelayFlagsArg {
+    fn compile(a: Arg) -> Result<Self, FixupError> {
+        let parsed = |b: &[u8]| {
+            relay_flags::parse(&String::from_utf8_lossy(b))
+                .map(Self::Const)
+                .map_err(|e| FixupError::arg(0, e))
+        };
+        match a {
+            Arg::None => Ok(Self::Const(0)),
+            Arg::Int(IntArg::Const(v)) => Ok(Self::Const(relay_flags::bits(v))),
+            Arg::Static(b) => parsed(&b),
+            Arg::Str(f) if f.as_const().is_some() => parsed(f.as_const().unwrap_or_default()),
+            other => Ok(Self::Dyn(other)),
+        }
+    }
+
+    fn get(&self, cx: &mut MsgCx) -> u8 {
+        match self {
+            Self::Const(f) => *f,
+            Self::Dyn(a) => relay_flags::parse(&text(cx, a)).unwrap_or_else(|e| {
+                cx.log(-1, format!("ERROR: {e}").as_bytes());
+                0
+            }),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct TRelay {
-    flags: Arg,
+    flags: RelayFlagsArg,
 }
 
 impl Call for TRelay {
@@ -1328,9 +1643,8 @@ impl Call for TRelay {
         let Some(rt) = cx.ext::<Runtime>() else {
             return Ok(Ret(-1));
         };
-        let no_477 = text(cx, &self.flags)
-            .split(',')
-            .any(|f| f.trim() == "no-auto-477" || f.trim() == "0x02" || f.trim() == "2");
+        let flags = self.flags.get(cx);
+        let no_477 = flags & relay_flags::NO_AUTO_477 != 0;
         match cx.msg().and_then(SipMsg::method) {
             None => return Ok(Ret(-2)),
             Some(Method::Ack) => {
@@ -1340,7 +1654,7 @@ impl Call for TRelay {
                 }
                 return Ok(Ret(crate::fns::forward_current(cx)));
             }
-            Some(Method::Cancel) => return Ok(Ret(rt.tm.relay_cancel(&rt, cx))),
+            Some(Method::Cancel) => return Ok(Ret(rt.tm.relay_cancel(&rt, cx, flags))),
             Some(_) => {}
         }
         let (i, sk, created) = match rt.tm.ensure_txn(&rt, cx) {
@@ -1349,7 +1663,7 @@ impl Call for TRelay {
             Err(e) => return Ok(Ret(e)),
         };
         let failure = cx.peek_state::<TmState>().is_some_and(|s| s.failure);
-        let r = rt.tm.relay(&rt, cx, i, sk, failure);
+        let r = rt.tm.relay(&rt, cx, (i, sk), failure, flags);
         if r < 0 && created && !no_477 {
             let _ = rt.tm.reply(&rt, cx, 477, b"Send failed (477/TM)", b"");
         }
@@ -1879,7 +2193,7 @@ pub(crate) fn register(r: &mut Registry) {
                 sig: Sig::new("tm", "t_relay", "a?,a?", REQUEST | FAILURE),
                 build: Some(|mut a| {
                     Ok(Box::new(TRelay {
-                        flags: take(&mut a, 0),
+                        flags: RelayFlagsArg::compile(take(&mut a, 0))?,
                     }))
                 }),
             },

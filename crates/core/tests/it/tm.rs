@@ -923,3 +923,265 @@ fn t_cancel_branch_others_and_all() {
         }
     }
 }
+
+// ----- DNS failover, t_relay flags, timers and matching modparams -----
+
+/// `request()` with extra header lines (each ending in CRLF) before Content-Length.
+fn request_with(method: &str, ruri: &str, port: u16, branch: &str, extra: &str) -> Vec<u8> {
+    let r = String::from_utf8(request(method, ruri, port, branch)).unwrap();
+    r.replace(
+        "Content-Length: 0\r\n",
+        &format!("{extra}Content-Length: 0\r\n"),
+    )
+    .into_bytes()
+}
+
+/// `fo.test` resolves (RFC 3263, SRV) to two UDP targets on loopback: `a.fo.test:p1` at
+/// priority 1, then `b.fo.test:p2` at priority 2.
+fn two_srv_targets(s: &sipox_core::Server, p1: u16, p2: u16) {
+    let mut t = sipox_dns::StaticResolver::new();
+    t.add_srv("_sip._udp.fo.test", 1, 10, p1, "a.fo.test")
+        .add_srv("_sip._udp.fo.test", 2, 10, p2, "b.fo.test")
+        .add_ip("a.fo.test", "127.0.0.1".parse().unwrap())
+        .add_ip("b.fo.test", "127.0.0.1".parse().unwrap());
+    assert!(s.runtime.set_resolver(std::sync::Arc::new(t)));
+}
+
+/// Nothing arrives on `s` for `ms` milliseconds.
+fn silent(s: &UdpSocket, ms: u64) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
+    let mut buf = [0u8; 4096];
+    let quiet = s.recv_from(&mut buf).is_err();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    quiet
+}
+
+#[test]
+fn dns_failover_to_the_next_srv_target_on_503_and_on_timeout() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_timeout\", 1)",
+        "  t_check_trans();\n  t_on_failure(\"f\");\n  \
+         if ($rU == \"nofo\") t_relay(\"no-dns-failover\");\n  else t_relay();\n}\n\
+         failure_route[f] {\n  if ($rU == \"fr\") t_reply(599, \"Failure Route\");",
+    ));
+    two_srv_targets(&s, p1, p2);
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+
+    // 1. The first target answers 503: acknowledged, and the request goes to the second.
+    uac.send_to(&request("INVITE", "sip:bob@fo.test", port, "dfo1"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    assert_eq!(inv1.method(), Some(Method::Invite));
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    let (ack, _) = recv_from(&uas1);
+    assert_eq!(ack.method(), Some(Method::Ack));
+    let (inv2, from2) = recv_from(&uas2);
+    assert_eq!(inv2.method(), Some(Method::Invite));
+    assert_eq!(inv2.ruri_raw(), b"sip:bob@fo.test");
+    assert_eq!(inv2.call_id(), inv1.call_id());
+    assert_ne!(
+        inv2.via1().unwrap().branch(),
+        inv1.via1().unwrap().branch(),
+        "a new branch"
+    );
+    assert_eq!(inv2.vias().count(), 2, "our Via and the caller's");
+    answer(&uas2, &inv2, from2, 200, "OK");
+    let ok = recv_skip_100(&uac);
+    assert_eq!(
+        ok.status(),
+        Some(200),
+        "the call completes via the second target"
+    );
+
+    // 2. The first target never answers: after fr_timeout the second one gets it.
+    uac.send_to(&request("INVITE", "sip:bob@fo.test", port, "dfo2"), addr)
+        .unwrap();
+    let (inv1, _) = recv_from(&uas1);
+    assert_eq!(inv1.method(), Some(Method::Invite));
+    let (inv2, from2) = recv_from(&uas2);
+    assert_eq!(inv2.method(), Some(Method::Invite));
+    assert_eq!(inv2.call_id(), Some(&b"dfo2@test"[..]));
+    answer(&uas2, &inv2, from2, 200, "OK");
+    assert_eq!(recv_skip_100(&uac).status(), Some(200));
+    // (drain the first target's retransmissions of the timed-out branch)
+    while !silent(&uas1, 300) {}
+
+    // 3. Both targets fail: only then the failure route runs.
+    uac.send_to(&request("INVITE", "sip:fr@fo.test", port, "dfo3"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas1).0.method(), Some(Method::Ack));
+    let (inv2, from2) = recv_from(&uas2);
+    answer(&uas2, &inv2, from2, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas2).0.method(), Some(Method::Ack));
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(599), "the failure route answered");
+    assert!(silent(&uas1, 300) && silent(&uas2, 10), "no third attempt");
+
+    // 4. t_relay("no-dns-failover"): the 503 is final (relayed as 500, RFC 3261 §16.7).
+    uac.send_to(&request("INVITE", "sip:nofo@fo.test", port, "dfo4"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas1).0.method(), Some(Method::Ack));
+    assert_eq!(recv_skip_100(&uac).status(), Some(500));
+    assert!(silent(&uas2, 500), "the second target is not tried");
+}
+
+#[test]
+fn disable_dns_failover_core_parameter_and_numeric_t_relay_flags() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (s, addr) = start(&tm_cfg("disable_dns_failover = yes", "  t_relay();"));
+    two_srv_targets(&s, p1, p2);
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(&request("INVITE", "sip:bob@fo.test", port, "ddf1"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas1).0.method(), Some(Method::Ack));
+    assert_eq!(recv_skip_100(&uac).status(), Some(500));
+    assert!(silent(&uas2, 500), "no failover when disabled globally");
+
+    // The old numeric flag 0x04 is no-dns-failover; 0x02 (no-auto-477) still works.
+    let (s, addr) = start(&tm_cfg("", "  t_relay(\"0x06\");"));
+    two_srv_targets(&s, p1, p2);
+    uac.send_to(&request("INVITE", "sip:bob@fo.test", port, "ddf2"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas1).0.method(), Some(Method::Ack));
+    assert_eq!(recv_skip_100(&uac).status(), Some(500));
+    assert!(silent(&uas2, 500), "no failover with 0x04");
+}
+
+#[test]
+fn unknown_t_relay_flag_is_a_load_error() {
+    let dir = std::env::temp_dir().join(format!("sipox-tm-badflag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.cfg");
+    std::fs::write(&path, tm_cfg("", "  t_relay(\"no-such-flag\");")).unwrap();
+    let Err(err) = sipox_core::Server::start(&path, None, &[]) else {
+        panic!("the script must not load");
+    };
+    assert!(err.to_string().contains("no-such-flag"), "{err}");
+}
+
+#[test]
+fn pass_reason_hdr_puts_the_cancels_reason_on_the_branch_cancel() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  if (is_method(\"CANCEL\")) {\n    if (!t_check_trans()) exit;\n    \
+         if ($rU == \"pass\") t_relay(\"pass-reason-hdr\");\n    else t_relay();\n    exit;\n  }\n  \
+         t_check_trans();\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let reason = "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n";
+    for (user, passed) in [("pass", true), ("keep", false)] {
+        let ruri = format!("sip:{user}@127.0.0.1:{p}");
+        let b = format!("prh{user}");
+        uac.send_to(&request("INVITE", &ruri, port, &b), addr)
+            .unwrap();
+        let (inv, from) = recv_from(&uas);
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        uac.send_to(&request_with("CANCEL", &ruri, port, &b, reason), addr)
+            .unwrap();
+        let (cancel, cfrom) = recv_from(&uas);
+        assert_eq!(cancel.method(), Some(Method::Cancel));
+        let got = header(&cancel, "Reason");
+        if passed {
+            assert_eq!(
+                got.as_deref(),
+                Some("SIP;cause=200;text=\"Call completed elsewhere\"")
+            );
+        } else {
+            assert_ne!(
+                got.as_deref(),
+                Some("SIP;cause=200;text=\"Call completed elsewhere\""),
+                "without the flag the CANCEL's Reason stays here"
+            );
+        }
+        answer(&uas, &cancel, cfrom, 200, "OK");
+        answer(&uas, &inv, from, 487, "Request Terminated");
+        assert_eq!(recv_from(&uas).0.method(), Some(Method::Ack));
+        // the caller: 200 for its CANCEL, then the 487
+        let mut codes = vec![recv_skip_100(&uac).status(), recv_skip_100(&uac).status()];
+        codes.sort();
+        assert_eq!(codes, vec![Some(200), Some(487)]);
+    }
+}
+
+#[test]
+fn allow_no_cancel_keeps_other_branches_after_a_2xx_when_asked() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!("  append_branch(\"sip:bob@127.0.0.1:{p2}\");\n  t_relay(\"allow-no-cancel\");"),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p1}");
+    uac.send_to(
+        &request_with(
+            "INVITE",
+            &ruri,
+            port,
+            "anc1",
+            "Request-Disposition: no-cancel\r\n",
+        ),
+        addr,
+    )
+    .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    let (inv2, from2) = recv_from(&uas2);
+    answer(&uas2, &inv2, from2, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    answer(&uas1, &inv1, from1, 200, "OK");
+    assert_eq!(recv_skip_100(&uac).status(), Some(200));
+    assert!(silent(&uas2, 700), "no CANCEL for the other branch");
+    // Its own 2xx still reaches the caller.
+    let mut out = Vec::new();
+    let opts = ReplyOpts {
+        to_tag: Some(b"uas2tag"),
+        ..ReplyOpts::default()
+    };
+    build_reply(&inv2, 200, b"OK", &opts, &mut out).unwrap();
+    uas2.send_to(&out, from2).unwrap();
+    let ok2 = recv_skip_100(&uac);
+    assert_eq!(ok2.status(), Some(200));
+    assert_eq!(ok2.to().unwrap().tag(), Some(&b"uas2tag"[..]));
+
+    // Without the Request-Disposition the flag changes nothing: the 2xx cancels the other.
+    uac.send_to(&request("INVITE", &ruri, port, "anc2"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    let (inv2, from2) = recv_from(&uas2);
+    answer(&uas2, &inv2, from2, 180, "Ringing");
+    answer(&uas1, &inv1, from1, 200, "OK");
+    let (cancel, _) = loop {
+        let m = recv_from(&uas2);
+        if m.0.method() == Some(Method::Cancel) {
+            break m;
+        }
+    };
+    assert_eq!(
+        cancel.via1().unwrap().branch(),
+        inv2.via1().unwrap().branch()
+    );
+}

@@ -17,7 +17,38 @@
 //! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`,
 //! `t_reply_by_callid`, `t_replicate`; the pseudo-variables `$T_reply_code`, `$T_branch_idx`
 //! and `$T_id`; the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). Modparams: `fr_timeout`,
-//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`.
+//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`,
+//! `wt_timer`, `delete_timer`, `enable_stats`, `ruri_matching`, `via1_matching`.
+//!
+//! `t_relay` flags (compiled at fixup; a comma-separated list of OpenSIPS 3.5's names, or the
+//! old numeric bits; an unknown name is a load error): `no-auto-477` (0x02), `no-dns-failover`
+//! (0x04, sticks to the transaction), `pass-reason-hdr` (0x08: given to `t_relay` of a CANCEL,
+//! the CANCEL's first Reason header goes on the CANCELs of the INVITE's branches, unless
+//! `t_add_cancel_reason` set one), `allow-no-cancel` (0x10: when the request carries
+//! `Request-Disposition: no-cancel`, RFC 3841 §9.1, a 2xx does not cancel the other pending
+//! branches; they run to their own final reply or timeout, and their 2xx go upstream too).
+//!
+//! DNS failover (RFC 3263 §4.3, OpenSIPS's transaction-level failover): when a branch's host
+//! is a name, the RFC 3263 targets after the first one (same transport, SRV priority/weight
+//! order then A/AAAA) are kept with the transaction for that branch ([`DnsAlt`]: the request
+//! as sent and the targets left, only when there are some). When the transaction completes
+//! and the §16.7 selection names that branch (or an earlier attempt of it), and its latest
+//! attempt ended with a timeout without any reply, a 503 reply, or a send failure (a local
+//! 503), the same request (new Via branch) goes to the next target as a new branch, before
+//! any failure route or final reply. Off with the `no-dns-failover` flag or the core
+//! `disable_dns_failover`. Unlike OpenSIPS, a send failure is retried at completion time
+//! (not at once while other branches are pending), the branch route does not run again for
+//! the new attempt, and no `dst_blacklist` is consulted.
+//!
+//! Modparams of this group: `wt_timer` (seconds) sets how long a completed non-INVITE server
+//! transaction on an unreliable transport (timer J) and an accepted INVITE server transaction
+//! (RFC 6026 timer L) linger, 64·T1 when unset; other lingering times (timers D, I, K, the
+//! 32 s / T4 RFC 3261 fixes) are not changed by it. `enable_stats=0` registers and keeps no
+//! `tm` statistics. `ruri_matching=0` / `via1_matching=0` leave the Request-URI / the top Via
+//! out of RFC 2543 (no magic cookie) transaction matching (retransmissions, ACK, CANCEL);
+//! RFC 3261 matching never uses them. `delete_timer` is accepted and has no effect: a
+//! transaction here is freed by its own timers, never referenced by a process when they fire,
+//! so there is no deferred delete to retry.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};

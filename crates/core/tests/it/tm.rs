@@ -1185,3 +1185,124 @@ fn allow_no_cancel_keeps_other_branches_after_a_2xx_when_asked() {
         inv2.via1().unwrap().branch()
     );
 }
+
+#[test]
+fn wt_timer_is_how_long_a_completed_non_invite_transaction_absorbs_retransmissions() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"wt_timer\", 1)\nmodparam(\"tm\", \"delete_timer\", 5)",
+        "  t_check_trans();\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let opts = request("OPTIONS", &format!("sip:bob@127.0.0.1:{p}"), port, "wt1");
+    uac.send_to(&opts, addr).unwrap();
+    let (req, from) = recv_from(&uas);
+    assert_eq!(req.method(), Some(Method::Options));
+    answer(&uas, &req, from, 200, "OK");
+    assert_eq!(recv_from(&uac).0.status(), Some(200));
+    // Within wt_timer: the retransmission gets the 200 again from the transaction.
+    uac.send_to(&opts, addr).unwrap();
+    assert_eq!(recv_from(&uac).0.status(), Some(200));
+    assert!(silent(&uas, 300), "absorbed by the completed transaction");
+    // After wt_timer (1 s, not 64*T1) the transaction is gone: the same request is new.
+    std::thread::sleep(Duration::from_millis(1200));
+    uac.send_to(&opts, addr).unwrap();
+    let (again, _) = recv_from(&uas);
+    assert_eq!(again.method(), Some(Method::Options));
+}
+
+#[test]
+fn enable_stats_0_registers_no_tm_statistics() {
+    for (enable, expect) in [(0, false), (1, true)] {
+        let uas = udp();
+        let p = uas.local_addr().unwrap().port();
+        let (s, addr) = start(&tm_cfg(
+            &format!(
+                "loadmodule \"httpd.so\"\nloadmodule \"mi_http.so\"\n\
+                 modparam(\"httpd\", \"ip\", \"127.0.0.1\")\nmodparam(\"httpd\", \"port\", 0)\n\
+                 modparam(\"tm\", \"enable_stats\", {enable})"
+            ),
+            "  t_relay();",
+        ));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        let b = format!("es{enable}");
+        uac.send_to(
+            &request("OPTIONS", &format!("sip:bob@127.0.0.1:{p}"), port, &b),
+            addr,
+        )
+        .unwrap();
+        let (req, from) = recv_from(&uas);
+        answer(&uas, &req, from, 200, "OK");
+        assert_eq!(recv_from(&uac).0.status(), Some(200));
+        let http = s.http_addr().expect("httpd started");
+        let st = super::registrar::mi_call(http, "get_statistics", r#"{"statistics":["all"]}"#);
+        let obj = st.as_object().expect("statistics object");
+        assert!(obj.contains_key("core:rcv_requests"), "{st}");
+        let tm: Vec<&String> = obj.keys().filter(|k| k.starts_with("tm:")).collect();
+        if expect {
+            assert_eq!(st["tm:UAS_transactions"], 1, "{st}");
+            assert_eq!(st["tm:relayed_replies"], 1, "{st}");
+        } else {
+            assert!(tm.is_empty(), "enable_stats=0 but {tm:?}");
+        }
+    }
+}
+
+/// An RFC 2543 INVITE (no magic cookie in the branch).
+fn rfc2543_invite(ruri: &str, port: u16, via_params: &str) -> Vec<u8> {
+    format!(
+        "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=old2543{via_params}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: m2543@test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn ruri_and_via1_matching_off_match_rfc2543_retransmissions_with_other_ruri_and_via() {
+    for (params, absorbed) in [
+        (
+            "modparam(\"tm\", \"ruri_matching\", 0)\nmodparam(\"tm\", \"via1_matching\", 0)",
+            true,
+        ),
+        ("", false),
+    ] {
+        let uas = udp();
+        let p = uas.local_addr().unwrap().port();
+        let (_s, addr) = start(&tm_cfg(params, "  t_check_trans();\n  t_relay();"));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        uac.send_to(
+            &rfc2543_invite(&format!("sip:bob@127.0.0.1:{p}"), port, ";rport"),
+            addr,
+        )
+        .unwrap();
+        let (inv, from) = recv_from(&uas);
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        // A "retransmission" from a broken client: other R-URI, other top Via.
+        uac.send_to(
+            &rfc2543_invite(&format!("sip:bob@127.0.0.1:{p};x=1"), port, ""),
+            addr,
+        )
+        .unwrap();
+        if absorbed {
+            assert_eq!(
+                recv_skip_100(&uac).status(),
+                Some(180),
+                "the transaction's last reply again"
+            );
+            assert!(silent(&uas, 500), "no second branch");
+        } else {
+            let (inv2, _) = recv_from(&uas);
+            assert_eq!(inv2.method(), Some(Method::Invite), "a new transaction");
+            assert_eq!(
+                inv2.ruri_raw(),
+                format!("sip:bob@127.0.0.1:{p};x=1").as_bytes()
+            );
+        }
+    }
+}

@@ -36,7 +36,9 @@
 //! attempt ended with a timeout without any reply, a 503 reply, or a send failure (a local
 //! 503), the same request (new Via branch) goes to the next target as a new branch, before
 //! any failure route or final reply. Off with the `no-dns-failover` flag or the core
-//! `disable_dns_failover`. Unlike OpenSIPS, a send failure is retried at completion time
+//! `disable_dns_failover`. A send failure the transports report later (a TCP connect refused
+//! or timed out) fails the branches sending there as a 503 too, on the timer thread
+//! ([`Tm::on_send_error`]). Unlike OpenSIPS, a send failure is retried at completion time
 //! (not at once while other branches are pending), the branch route does not run again for
 //! the new attempt, and no `dst_blacklist` is consulted.
 //!
@@ -325,6 +327,9 @@ pub(crate) struct Tm {
     stats: std::sync::OnceLock<TmStats>,
     /// `enable_stats`: with 0 the statistics are neither registered nor kept.
     stats_enabled: bool,
+    /// Asynchronous send failures (a TCP connect refused or timed out) waiting for the timer
+    /// thread: the branches sending there fail as with a 503.
+    send_errors: Mutex<Vec<Peer>>,
 }
 
 /// Registers the `tm` statistics (OpenSIPS's names) of the runtime's transaction layer.
@@ -427,6 +432,7 @@ impl Tm {
             bell: Condvar::new(),
             stats: std::sync::OnceLock::new(),
             stats_enabled: params.enable_stats,
+            send_errors: Mutex::new(Vec::new()),
         }
     }
 
@@ -831,6 +837,52 @@ impl Tm {
         None
     }
 
+    /// An asynchronous send failure towards `dst` (the transports' connect task): queued for
+    /// the timer thread, which fails the client transactions sending there (503, and so DNS
+    /// failover or the failure route) where script routes may run.
+    pub(crate) fn on_send_error(&self, dst: &Dest) {
+        self.send_errors.lock().push(Peer {
+            transport: transport_of(dst.proto),
+            addr: dst.addr,
+        });
+        let mut w = self.wake.lock();
+        *w = Some(now());
+        self.bell.notify_one();
+    }
+
+    /// Fails the client transactions of the queued asynchronous send failures.
+    fn fail_unreachable(&self, rt: &Runtime) {
+        let peers = std::mem::take(&mut *self.send_errors.lock());
+        if peers.is_empty() {
+            return;
+        }
+        for i in 0..SHARDS {
+            let hit = {
+                let mut g = self.shard(i).lock();
+                let sh = &mut *g;
+                let dead: Vec<ClientKey> = sh
+                    .branches
+                    .keys()
+                    .chain(sh.locals.keys())
+                    .copied()
+                    .filter(|ck| {
+                        sh.table
+                            .client_peer(*ck)
+                            .is_some_and(|p| peers.contains(&p))
+                    })
+                    .collect();
+                let t = now();
+                for ck in &dead {
+                    sh.table.handle_transport_error(t, TxnRef::Client(*ck));
+                }
+                !dead.is_empty()
+            };
+            if hit {
+                self.pump(rt, i);
+            }
+        }
+    }
+
     /// The timer thread: fires due timers of every shard and dispatches their events.
     pub(crate) fn run_timers(&self, rt: &Arc<Runtime>) {
         while !rt.is_stopping() {
@@ -843,6 +895,7 @@ impl Tm {
                 }
                 *w = None;
             }
+            self.fail_unreachable(rt);
             let t = now();
             for i in 0..SHARDS {
                 let due = {

@@ -390,6 +390,12 @@ impl TxnTable {
         self.server_retransmission(sk);
     }
 
+    /// Where a client transaction sends its request (to match an asynchronous send failure
+    /// reported by address, see [`Self::handle_transport_error`]).
+    pub fn client_peer(&self, ck: ClientKey) -> Option<Peer> {
+        self.clients.get(ck.0).map(|c| c.dest)
+    }
+
     /// True when a CANCEL matched this INVITE server transaction.
     pub fn is_cancelled(&self, sk: ServerKey) -> bool {
         self.servers.get(sk.0).is_some_and(|s| s.cancelled)

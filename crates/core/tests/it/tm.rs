@@ -1306,3 +1306,70 @@ fn ruri_and_via1_matching_off_match_rfc2543_retransmissions_with_other_ruri_and_
         }
     }
 }
+
+#[test]
+fn dns_failover_after_a_refused_tcp_connect() {
+    use std::io::{BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+
+    // The first target: a TCP port nobody listens on.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The second: a TCP callee; every message read (with its connection) goes to `rx`.
+    let lis = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tp = lis.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel::<(SipMsg, TcpStream)>();
+    std::thread::spawn(move || {
+        for c in lis.incoming() {
+            let Ok(c) = c else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let w = c.try_clone().unwrap();
+                let mut r = BufReader::new(c);
+                while let Some(m) = read_sip(&mut r) {
+                    if tx.send((m, w.try_clone().unwrap())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (up, tcp) = (free_port(false), free_port(false));
+    let s = server(&format!(
+        "socket = udp:127.0.0.1:{up}\nsocket = tcp:127.0.0.1:{tcp}\n\
+         loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nmodparam(\"tm\", \"fr_timeout\", 20)\n\
+         route {{\n  t_check_trans();\n  t_relay();\n}}\n"
+    ));
+    let mut t = sipox_dns::StaticResolver::new();
+    t.add_srv("_sip._tcp.fo.test", 1, 10, closed, "a.fo.test")
+        .add_srv("_sip._tcp.fo.test", 2, 10, tp, "b.fo.test")
+        .add_ip("a.fo.test", "127.0.0.1".parse().unwrap())
+        .add_ip("b.fo.test", "127.0.0.1".parse().unwrap());
+    assert!(s.runtime.set_resolver(std::sync::Arc::new(t)));
+    let addr: SocketAddr = format!("127.0.0.1:{up}").parse().unwrap();
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(
+        &request("INVITE", "sip:bob@fo.test;transport=tcp", port, "tfo1"),
+        addr,
+    )
+    .unwrap();
+    // Well before fr_timeout: the refused connect fails the branch (503) at once.
+    let (inv, mut conn) = rx.recv_timeout(Duration::from_secs(3)).unwrap();
+    assert_eq!(inv.method(), Some(Method::Invite));
+    assert!(inv.via1().unwrap().raw().starts_with(b"SIP/2.0/TCP"));
+    let mut ok = Vec::new();
+    let opts = ReplyOpts {
+        to_tag: Some(b"tcptag"),
+        ..ReplyOpts::default()
+    };
+    build_reply(&inv, 200, b"OK", &opts, &mut ok).unwrap();
+    conn.write_all(&ok).unwrap();
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.to().unwrap().tag(), Some(&b"tcptag"[..]));
+}

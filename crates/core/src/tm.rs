@@ -42,13 +42,14 @@
 //! (not at once while other branches are pending), the branch route does not run again for
 //! the new attempt, and no `dst_blacklist` is consulted.
 //!
-//! Modparams of this group: `wt_timer` (seconds) sets how long a completed non-INVITE server
-//! transaction on an unreliable transport (timer J) and an accepted INVITE server transaction
-//! (RFC 6026 timer L) linger, 64·T1 when unset; other lingering times (timers D, I, K, the
-//! 32 s / T4 RFC 3261 fixes) are not changed by it. `enable_stats=0` registers and keeps no
-//! `tm` statistics. `ruri_matching=0` / `via1_matching=0` leave the Request-URI / the top Via
-//! out of RFC 2543 (no magic cookie) transaction matching (retransmissions, ACK, CANCEL);
-//! RFC 3261 matching never uses them. `delete_timer` is accepted and has no effect: a
+//! Modparams of this group: `wt_timer` (seconds) is how long a transaction lingers once done,
+//! as OpenSIPS's wait timer: a completed non-INVITE server transaction on an unreliable
+//! transport (timer J), an accepted INVITE server transaction (RFC 6026 timer L) and a
+//! completed INVITE client transaction (timer D, where RFC 3261 only asks for at least 32 s);
+//! unset, they keep 64·T1, 64·T1 and 32 s. Timers I and K (T4), H and M are not changed by it.
+//! `enable_stats=0` registers and keeps no `tm` statistics. `ruri_matching=0` /
+//! `via1_matching=0` leave the Request-URI / the top Via out of RFC 2543 (no magic cookie)
+//! transaction matching (retransmissions, ACK, CANCEL); RFC 3261 matching never uses them. `delete_timer` is accepted and has no effect: a
 //! transaction here is freed by its own timers, never referenced by a process when they fire,
 //! so there is no deferred delete to retry.
 
@@ -197,6 +198,9 @@ impl TmParams {
         c.server.clone_from(&self.server);
         c.user_agent.clone_from(&self.user_agent);
         c.wait = self.wt_timer;
+        if let Some(w) = self.wt_timer {
+            c.timer_d(w);
+        }
         c.rfc2543_ruri = self.ruri_matching;
         c.rfc2543_via1 = self.via1_matching;
         c
@@ -233,7 +237,7 @@ struct TmTxn {
     callid: Box<[u8]>,
     cseq: u32,
     invite: bool,
-    /// `t_relay` flags set on this transaction ([`RelayFlags`]).
+    /// `t_relay` flags set on this transaction ([`relay_flags`]).
     flags: u8,
     /// DNS failover: the further RFC 3263 targets of branches that have some.
     dns: Vec<DnsAlt>,

@@ -49,9 +49,10 @@
 //! unset, they keep 64·T1, 64·T1 and 32 s. Timers I and K (T4), H and M are not changed by it.
 //! `enable_stats=0` registers and keeps no `tm` statistics. `ruri_matching=0` /
 //! `via1_matching=0` leave the Request-URI / the top Via out of RFC 2543 (no magic cookie)
-//! transaction matching (retransmissions, ACK, CANCEL); RFC 3261 matching never uses them. `delete_timer` is accepted and has no effect: a
-//! transaction here is freed by its own timers, never referenced by a process when they fire,
-//! so there is no deferred delete to retry.
+//! transaction matching (retransmissions, ACK, CANCEL); RFC 3261 matching never uses them.
+//! `delete_timer` is accepted and has no effect: a transaction here is freed by its own
+//! timers, never referenced by a process when they fire, so there is no deferred delete to
+//! retry.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};

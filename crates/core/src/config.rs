@@ -59,6 +59,8 @@ pub struct CoreConfig {
     pub dns_try_naptr: bool,
     /// `dst_blacklist` definitions, verbatim (`id [/flags] [: rules]`), in order.
     pub dst_blacklist: Vec<String>,
+    /// `disable_dns_failover`: tm tries no further RFC 3263 targets of a failed branch.
+    pub disable_dns_failover: bool,
     /// Parameters accepted but not acted on yet (name and where).
     pub not_acted_on: Vec<(String, Span)>,
 }
@@ -84,6 +86,7 @@ impl Default for CoreConfig {
             dns_try_ipv6: false,
             dst_blacklist: Vec::new(),
             dns_try_naptr: true,
+            disable_dns_failover: false,
             not_acted_on: Vec::new(),
         }
     }
@@ -110,8 +113,6 @@ const ACCEPTED_LATER: &[&str] = &[
     "dns_servers_no",
     "dns_use_search_list",
     "disable_dns_blacklist",
-    "dst_blacklist",
-    "disable_dns_failover",
     "mpath",
     "auto_aliases",
     "open_files_limit",
@@ -374,6 +375,10 @@ impl CoreConfig {
                 },
                 "dns_try_naptr" => match boolean(v) {
                     Some(b) => c.dns_try_naptr = b,
+                    None => bad("expects yes/no"),
+                },
+                "disable_dns_failover" => match boolean(v) {
+                    Some(b) => c.disable_dns_failover = b,
                     None => bad("expects yes/no"),
                 },
                 "alias" => {

@@ -354,8 +354,17 @@ pub(crate) fn resolve_name(
     rt: &Runtime,
     t: &sipox_proxy::Target,
 ) -> Option<(std::net::SocketAddr, sipox_sip_msg::Transport)> {
+    resolve_targets(rt, t).into_iter().next()
+}
+
+/// Every RFC 3263 target of a URI's host name, in the order to try them (SRV by priority
+/// and weight, then A/AAAA), skipping those this element has no socket for.
+pub(crate) fn resolve_targets(
+    rt: &Runtime,
+    t: &sipox_proxy::Target,
+) -> Vec<(std::net::SocketAddr, sipox_sip_msg::Transport)> {
     let sipox_proxy::Host::Name(name) = &t.host else {
-        return None;
+        return Vec::new();
     };
     let explicit = t.transport_explicit.then_some(match t.transport {
         sipox_sip_msg::Transport::Tcp => sipox_dns::Transport::Tcp,
@@ -372,20 +381,28 @@ pub(crate) fn resolve_name(
         seed ^= seed << 5;
         seed
     };
-    let dns = rt.resolver()?;
+    let Some(dns) = rt.resolver() else {
+        return Vec::new();
+    };
     let cfg = rt.dns_config();
-    let list =
-        sipox_dns::resolve(dns.as_ref(), &cfg, name, t.port, explicit, sips, &mut rng).ok()?;
-    let tx = rt.transports()?;
-    list.into_iter().find_map(|r| {
-        let tr = match r.transport {
-            sipox_dns::Transport::Tcp => sipox_sip_msg::Transport::Tcp,
-            sipox_dns::Transport::Tls => sipox_sip_msg::Transport::Tls,
-            sipox_dns::Transport::Sctp => sipox_sip_msg::Transport::Sctp,
-            _ => sipox_sip_msg::Transport::Udp,
-        };
-        tx.socket_for(proto_of(tr), &r.addr).map(|_| (r.addr, tr))
-    })
+    let Ok(list) = sipox_dns::resolve(dns.as_ref(), &cfg, name, t.port, explicit, sips, &mut rng)
+    else {
+        return Vec::new();
+    };
+    let Some(tx) = rt.transports() else {
+        return Vec::new();
+    };
+    list.into_iter()
+        .filter_map(|r| {
+            let tr = match r.transport {
+                sipox_dns::Transport::Tcp => sipox_sip_msg::Transport::Tcp,
+                sipox_dns::Transport::Tls => sipox_sip_msg::Transport::Tls,
+                sipox_dns::Transport::Sctp => sipox_sip_msg::Transport::Sctp,
+                _ => sipox_sip_msg::Transport::Udp,
+            };
+            tx.socket_for(proto_of(tr), &r.addr).map(|_| (r.addr, tr))
+        })
+        .collect()
 }
 
 /// `forward()` without a parameter: to `$du`, else the Request-URI.

@@ -656,6 +656,10 @@ pub(crate) fn to_tag(rt: &Runtime, msg: &SipMsg) -> String {
 }
 
 impl Handler for ServerHandler {
+    fn on_send_error(&self, dst: &Dest, _err: &sipox_transport::SendError) {
+        self.rt.tm.on_send_error(dst);
+    }
+
     #[allow(clippy::disallowed_methods)] // the I/O driver times its work for load:
     fn on_message(&self, msg: SipMsg, src: &Source, _tx: &Transports) {
         let t0 = Instant::now();

@@ -17,7 +17,42 @@
 //! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`,
 //! `t_reply_by_callid`, `t_replicate`; the pseudo-variables `$T_reply_code`, `$T_branch_idx`
 //! and `$T_id`; the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). Modparams: `fr_timeout`,
-//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`.
+//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`,
+//! `wt_timer`, `delete_timer`, `enable_stats`, `ruri_matching`, `via1_matching`.
+//!
+//! `t_relay` flags (compiled at fixup; a comma-separated list of OpenSIPS 3.5's names, or the
+//! old numeric bits; an unknown name is a load error): `no-auto-477` (0x02), `no-dns-failover`
+//! (0x04, sticks to the transaction), `pass-reason-hdr` (0x08: given to `t_relay` of a CANCEL,
+//! the CANCEL's first Reason header goes on the CANCELs of the INVITE's branches, unless
+//! `t_add_cancel_reason` set one), `allow-no-cancel` (0x10: when the request carries
+//! `Request-Disposition: no-cancel`, RFC 3841 §9.1, a 2xx does not cancel the other pending
+//! branches; they run to their own final reply or timeout, and their 2xx go upstream too).
+//!
+//! DNS failover (RFC 3263 §4.3, OpenSIPS's transaction-level failover): when a branch's host
+//! is a name, the RFC 3263 targets after the first one (same transport, SRV priority/weight
+//! order then A/AAAA) are kept with the transaction for that branch ([`DnsAlt`]: the request
+//! as sent and the targets left, only when there are some). When the transaction completes
+//! and the §16.7 selection names that branch (or an earlier attempt of it), and its latest
+//! attempt ended with a timeout without any reply, a 503 reply, or a send failure (a local
+//! 503), the same request (new Via branch) goes to the next target as a new branch, before
+//! any failure route or final reply. Off with the `no-dns-failover` flag or the core
+//! `disable_dns_failover`. A send failure the transports report later (a TCP connect refused
+//! or timed out) fails the branches sending there as a 503 too, on the timer thread
+//! ([`Tm::on_send_error`]). Unlike OpenSIPS, a send failure is retried at completion time
+//! (not at once while other branches are pending), the branch route does not run again for
+//! the new attempt, and no `dst_blacklist` is consulted.
+//!
+//! Modparams of this group: `wt_timer` (seconds) is how long a transaction lingers once done,
+//! as OpenSIPS's wait timer: a completed non-INVITE server transaction on an unreliable
+//! transport (timer J), an accepted INVITE server transaction (RFC 6026 timer L) and a
+//! completed INVITE client transaction (timer D, where RFC 3261 only asks for at least 32 s);
+//! unset, they keep 64·T1, 64·T1 and 32 s. Timers I and K (T4), H and M are not changed by it.
+//! `enable_stats=0` registers and keeps no `tm` statistics. `ruri_matching=0` /
+//! `via1_matching=0` leave the Request-URI / the top Via out of RFC 2543 (no magic cookie)
+//! transaction matching (retransmissions, ACK, CANCEL); RFC 3261 matching never uses them.
+//! `delete_timer` is accepted and has no effect: a transaction here is freed by its own
+//! timers, never referenced by a process when they fire, so there is no deferred delete to
+//! retry.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -30,8 +65,8 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use sipox_cfg_syntax::{Config, Item, RouteKind, Value};
 use sipox_script::{
-    Arg, Args, Call, FixupError, FnDef, Kind, ModuleDef, ModulePv, MsgCx, MsgState, Outcome,
-    RegexArg, Registry, Ret, Sig, Stop, TxnCtx, route_mask,
+    Arg, Args, Call, FixupError, FnDef, IntArg, Kind, ModuleDef, ModulePv, MsgCx, MsgState,
+    Outcome, RegexArg, Registry, Ret, Sig, Stop, TxnCtx, route_mask,
 };
 use sipox_sip_msg::{Method, SipMsg, Transport};
 use sipox_transport::{Dest, Source};
@@ -61,6 +96,13 @@ pub(crate) struct TmParams {
     pub(crate) server: Option<Bytes>,
     /// `User-Agent:` value of the CANCELs and ACKs tm builds (core `user_agent_header`).
     pub(crate) user_agent: Option<Bytes>,
+    /// `wt_timer` (seconds): how long completed/accepted server transactions linger.
+    wt_timer: Option<Duration>,
+    /// `enable_stats`: the `tm` statistics are registered and kept.
+    enable_stats: bool,
+    /// `ruri_matching`, `via1_matching`: what RFC 2543 transaction matching compares.
+    ruri_matching: bool,
+    via1_matching: bool,
 }
 
 impl Default for TmParams {
@@ -74,6 +116,10 @@ impl Default for TmParams {
             auto_100trying: true,
             server: None,
             user_agent: None,
+            wt_timer: None,
+            enable_stats: true,
+            ruri_matching: true,
+            via1_matching: true,
         }
     }
 }
@@ -121,6 +167,15 @@ impl TmParams {
                 }
                 "disable_6xx_block" => p.disable_6xx_block = v != 0,
                 "auto_100trying" => p.auto_100trying = v != 0,
+                "wt_timer" => {
+                    if let Some(s) = pos {
+                        p.wt_timer = Some(Duration::from_secs(s));
+                    }
+                }
+                "enable_stats" => p.enable_stats = v != 0,
+                "ruri_matching" => p.ruri_matching = v != 0,
+                "via1_matching" => p.via1_matching = v != 0,
+                // `delete_timer`: accepted, nothing to retry (see the module doc).
                 _ => {}
             }
         }
@@ -143,6 +198,12 @@ impl TmParams {
         c.tag_seed = seed;
         c.server.clone_from(&self.server);
         c.user_agent.clone_from(&self.user_agent);
+        c.wait = self.wt_timer;
+        if let Some(w) = self.wt_timer {
+            c.timer_d(w);
+        }
+        c.rfc2543_ruri = self.ruri_matching;
+        c.rfc2543_via1 = self.via1_matching;
         c
     }
 }
@@ -177,6 +238,41 @@ struct TmTxn {
     callid: Box<[u8]>,
     cseq: u32,
     invite: bool,
+    /// `t_relay` flags set on this transaction ([`relay_flags`]).
+    flags: u8,
+    /// DNS failover: the further RFC 3263 targets of branches that have some.
+    dns: Vec<DnsAlt>,
+}
+
+/// A branch whose destination host resolved to several targets: what DNS failover needs to
+/// send it again to the next one (owned by the transaction, dropped with it).
+#[derive(Debug)]
+struct DnsAlt {
+    /// The latest attempt.
+    branch: ClientKey,
+    /// The attempts before it (the §16.7 selection may name one of them).
+    earlier: Vec<ClientKey>,
+    /// The request as sent on the branch (the table keeps the same buffer).
+    req: Bytes,
+    /// Targets not tried yet, in RFC 3263 order.
+    rest: Vec<Peer>,
+    /// Some reply came on the latest attempt.
+    received: bool,
+    /// The final outcome of the latest attempt (0 while pending; a local 408/503 included).
+    code: u16,
+}
+
+impl DnsAlt {
+    fn new(branch: ClientKey, req: Bytes, rest: Vec<Peer>) -> Self {
+        Self {
+            branch,
+            earlier: Vec::new(),
+            req,
+            rest,
+            received: false,
+            code: 0,
+        }
+    }
 }
 
 impl TmTxn {
@@ -188,6 +284,7 @@ impl TmTxn {
         self.on_failure = None;
         self.on_branch = None;
         self.hdrs = Vec::new();
+        self.dns = Vec::new();
     }
 
     /// What the CANCELs of this transaction's branches carry besides the usual headers.
@@ -233,6 +330,11 @@ pub(crate) struct Tm {
     bell: Condvar,
     /// The `tm` statistics, registered when the configuration loads tm.
     stats: std::sync::OnceLock<TmStats>,
+    /// `enable_stats`: with 0 the statistics are neither registered nor kept.
+    stats_enabled: bool,
+    /// Asynchronous send failures (a TCP connect refused or timed out) waiting for the timer
+    /// thread: the branches sending there fail as with a 503.
+    send_errors: Mutex<Vec<Peer>>,
 }
 
 /// Registers the `tm` statistics (OpenSIPS's names) of the runtime's transaction layer.
@@ -240,6 +342,9 @@ pub(crate) fn register_stats(
     rt: &Arc<Runtime>,
     stats: &sipox_stats::Stats,
 ) -> Result<(), sipox_stats::StatsError> {
+    if !rt.tm.stats_enabled {
+        return Ok(());
+    }
     let r = |n: &'static str| stats.register("tm", n, sipox_stats::StatFlags::NONE);
     let st = TmStats {
         received_replies: r("received_replies")?,
@@ -331,6 +436,8 @@ impl Tm {
             epoch: now(),
             bell: Condvar::new(),
             stats: std::sync::OnceLock::new(),
+            stats_enabled: params.enable_stats,
+            send_errors: Mutex::new(Vec::new()),
         }
     }
 
@@ -474,6 +581,9 @@ impl Tm {
                     && let Some(t) = sh.txns.get_mut(&b.server)
                 {
                     t.last_local = true;
+                    if let Some(d) = t.dns.iter_mut().find(|d| d.branch == branch) {
+                        d.code = code;
+                    }
                 }
             }
             TxnEvent::BestFinal { txn, code, msg } => self.on_best_final(rt, i, txn, code, msg),
@@ -546,6 +656,12 @@ impl Tm {
             match b.and_then(|b| sh.txns.get_mut(&b.server).map(|t| (b, t))) {
                 Some((b, t)) => {
                     t.any_received = true;
+                    if let Some(d) = t.dns.iter_mut().find(|d| d.branch == branch) {
+                        d.received = true;
+                        if code >= 200 {
+                            d.code = code;
+                        }
+                    }
                     if code >= 200 {
                         t.last_local = false;
                     }
@@ -645,6 +761,9 @@ impl Tm {
     }
 
     fn on_best_final(&self, rt: &Arc<Runtime>, i: usize, sk: ServerKey, code: u16, msg: SipMsg) {
+        if code >= 300 && self.dns_failover(rt, i, sk) {
+            return;
+        }
         let failure = {
             let mut g = self.shard(i).lock();
             let nb = g.table.branches(sk).len();
@@ -722,6 +841,52 @@ impl Tm {
         None
     }
 
+    /// An asynchronous send failure towards `dst` (the transports' connect task): queued for
+    /// the timer thread, which fails the client transactions sending there (503, and so DNS
+    /// failover or the failure route) where script routes may run.
+    pub(crate) fn on_send_error(&self, dst: &Dest) {
+        self.send_errors.lock().push(Peer {
+            transport: transport_of(dst.proto),
+            addr: dst.addr,
+        });
+        let mut w = self.wake.lock();
+        *w = Some(now());
+        self.bell.notify_one();
+    }
+
+    /// Fails the client transactions of the queued asynchronous send failures.
+    fn fail_unreachable(&self, rt: &Runtime) {
+        let peers = std::mem::take(&mut *self.send_errors.lock());
+        if peers.is_empty() {
+            return;
+        }
+        for i in 0..SHARDS {
+            let hit = {
+                let mut g = self.shard(i).lock();
+                let sh = &mut *g;
+                let dead: Vec<ClientKey> = sh
+                    .branches
+                    .keys()
+                    .chain(sh.locals.keys())
+                    .copied()
+                    .filter(|ck| {
+                        sh.table
+                            .client_peer(*ck)
+                            .is_some_and(|p| peers.contains(&p))
+                    })
+                    .collect();
+                let t = now();
+                for ck in &dead {
+                    sh.table.handle_transport_error(t, TxnRef::Client(*ck));
+                }
+                !dead.is_empty()
+            };
+            if hit {
+                self.pump(rt, i);
+            }
+        }
+    }
+
     /// The timer thread: fires due timers of every shard and dispatches their events.
     pub(crate) fn run_timers(&self, rt: &Arc<Runtime>) {
         while !rt.is_stopping() {
@@ -734,6 +899,7 @@ impl Tm {
                 }
                 *w = None;
             }
+            self.fail_unreachable(rt);
             let t = now();
             for i in 0..SHARDS {
                 let due = {
@@ -810,6 +976,8 @@ impl Tm {
                             callid: msg.call_id().unwrap_or_default().into(),
                             cseq,
                             invite: msg.method() == Some(Method::Invite),
+                            flags: 0,
+                            dns: Vec::new(),
                         },
                     );
                     self.stat(|s| s.uas.inc());
@@ -937,7 +1105,7 @@ impl Tm {
         if let Some(m) = cx.msg_mut() {
             m.truncate_edits(mark);
         }
-        let (bytes, peer, _) = match built {
+        let (bytes, peer, _, _) = match built {
             Ok(x) => x,
             Err(e) => return e,
         };
@@ -962,7 +1130,7 @@ impl Tm {
 
     /// `t_relay()` of a CANCEL: answered 200 and the INVITE's branches cancelled when the
     /// INVITE transaction exists; else forwarded statelessly.
-    fn relay_cancel(&self, rt: &Runtime, cx: &mut MsgCx) -> i32 {
+    fn relay_cancel(&self, rt: &Runtime, cx: &mut MsgCx, flags: u8) -> i32 {
         let Some(src) = current_source() else {
             return -1;
         };
@@ -983,7 +1151,14 @@ impl Tm {
         };
         let reason = cx
             .peek_state::<TmState>()
-            .and_then(|s| s.cancel_reason.clone());
+            .and_then(|s| s.cancel_reason.clone())
+            .or_else(|| {
+                // `pass-reason-hdr`: the CANCEL's own Reason goes on to the branches.
+                let h = (flags & relay_flags::PASS_REASON_HDR != 0)
+                    .then(|| msg.header_named(b"Reason"))
+                    .flatten()?;
+                Some([msg.name(h), b": ", msg.value(h), b"\r\n"].concat())
+            });
         if let Some(reason) = reason {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
@@ -1005,7 +1180,14 @@ impl Tm {
     }
 
     /// Forks the current request to its destination set as branches of `sk`.
-    fn relay(&self, rt: &Runtime, cx: &mut MsgCx, i: usize, sk: ServerKey, failure: bool) -> i32 {
+    fn relay(
+        &self,
+        rt: &Runtime,
+        cx: &mut MsgCx,
+        (i, sk): (usize, ServerKey),
+        failure: bool,
+        flags: u8,
+    ) -> i32 {
         // (R-URI, destination, path) per branch; a path (from registrar's lookup) becomes
         // Route headers of that branch, RFC 3327.
         let mut targets: Vec<OwnedTarget> = Vec::new();
@@ -1020,13 +1202,28 @@ impl Tm {
         for b in cx.branches() {
             targets.push((b.uri.clone(), b.duri.clone(), b.path.clone(), b.flags));
         }
-        let (src, rr_saved, on_branch, extra) = {
+        let keep_on_2xx = flags & relay_flags::ALLOW_NO_CANCEL != 0
+            && cx.msg().is_some_and(request_disposition_no_cancel);
+        let (src, rr_saved, on_branch, extra, dns) = {
             let mut g = self.shard(i).lock();
-            match g.txns.get_mut(&sk) {
+            let sh = &mut *g;
+            match sh.txns.get_mut(&sk) {
                 Some(t) => {
                     // flags and AVPs set since t_newtran (or by a failure route) go with it
                     t.ctx = cx.save_txn_ctx();
-                    (t.src, t.rr.clone(), t.on_branch.clone(), t.hdrs.clone())
+                    t.flags |= flags;
+                    if keep_on_2xx {
+                        sh.table.set_keep_branches_on_2xx(sk, true);
+                    }
+                    let dns =
+                        t.flags & relay_flags::NO_DNS_FAILOVER == 0 && !rt.cfg.disable_dns_failover;
+                    (
+                        t.src,
+                        t.rr.clone(),
+                        t.on_branch.clone(),
+                        t.hdrs.clone(),
+                        dns,
+                    )
                 }
                 None => return -1,
             }
@@ -1085,13 +1282,14 @@ impl Tm {
             if let Some(m) = cx.msg_mut() {
                 m.truncate_edits(mark);
             }
-            let (bytes, peer, rr) = match built {
+            let (bytes, peer, rr, rest) = match built {
                 Ok(x) => x,
                 Err(e) => {
                     ret = e;
                     continue;
                 }
             };
+            let copy = (dns && !rest.is_empty()).then(|| bytes.clone());
             let r = {
                 let mut g = self.shard(i).lock();
                 let sh = &mut *g;
@@ -1099,6 +1297,9 @@ impl Tm {
                 if let Ok(ck) = r
                     && let Some(t) = sh.txns.get_mut(&sk)
                 {
+                    if let Some(req) = copy {
+                        t.dns.push(DnsAlt::new(ck, req, rest));
+                    }
                     sh.branches.insert(
                         ck,
                         BranchInfo {
@@ -1136,6 +1337,121 @@ impl Tm {
         }
         if sent { 1 } else { ret }
     }
+
+    /// DNS failover (OpenSIPS's, RFC 3263 §4.3): the transaction completed and its selected
+    /// branch timed out with no reply at all, could not be sent (local 503) or got a 503; if
+    /// its host resolved to further targets, the branch's request goes to the next one as a
+    /// new branch, and neither the failure route nor the final reply happen yet. True when a
+    /// new branch went out.
+    fn dns_failover(&self, rt: &Runtime, i: usize, sk: ServerKey) -> bool {
+        let mut d = {
+            let mut g = self.shard(i).lock();
+            let sh = &mut *g;
+            let Some((ck, _, _)) = sh.table.selected_branch(sk) else {
+                return false;
+            };
+            let Some(t) = sh.txns.get_mut(&sk) else {
+                return false;
+            };
+            let Some(pos) = t
+                .dns
+                .iter()
+                .position(|d| d.branch == ck || d.earlier.contains(&ck))
+            else {
+                return false;
+            };
+            // The latest attempt towards this host decides (OpenSIPS: a timeout with no
+            // reply at all, or a 503, received or local from a send failure).
+            let d = &t.dns[pos];
+            let failed = match d.code {
+                408 => !d.received,
+                503 => true,
+                _ => false,
+            };
+            if !failed || d.rest.is_empty() {
+                return false;
+            }
+            t.dns.swap_remove(pos)
+        };
+        let mut rest = std::mem::take(&mut d.rest);
+        let mut earlier = std::mem::take(&mut d.earlier);
+        earlier.push(d.branch);
+        while !rest.is_empty() {
+            let peer = rest.remove(0);
+            let id = self.new_branch_id(i);
+            let Some(bytes) = retarget(rt, &d.req, peer, &id) else {
+                continue;
+            };
+            let copy = (!rest.is_empty()).then(|| bytes.clone());
+            let r = {
+                let mut g = self.shard(i).lock();
+                let sh = &mut *g;
+                let r = sh.table.send_request(now(), bytes, peer, Some(sk));
+                if let Ok(ck) = r
+                    && let Some(t) = sh.txns.get_mut(&sk)
+                {
+                    sh.branches.insert(
+                        ck,
+                        BranchInfo {
+                            server: sk,
+                            idx: t.nbranches,
+                        },
+                    );
+                    t.nbranches += 1;
+                    if let Some(req) = copy {
+                        let mut next = DnsAlt::new(ck, req, std::mem::take(&mut rest));
+                        next.earlier = std::mem::take(&mut earlier);
+                        t.dns.push(next);
+                    }
+                }
+                r
+            };
+            match r {
+                Ok(_) => {
+                    self.stat(|s| s.uac.inc());
+                    rt.counters.fwd_requests.fetch_add(1, Ordering::Relaxed);
+                    self.pump(rt, i);
+                    return true;
+                }
+                // The transaction can take no new branch (answered, cancelled).
+                Err(TxnError::WrongState(_) | TxnError::NoTransaction) => return false,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+}
+
+/// A branch's request as sent (`req`) readied for another target: our Via replaced by one
+/// for the socket that reaches `peer`, with branch `branch`.
+fn retarget(rt: &Runtime, req: &Bytes, peer: Peer, branch: &str) -> Option<Bytes> {
+    let tx = rt.transports()?;
+    let sock = tx.socket_for(proto_of(peer.transport), &peer.addr)?;
+    let (host, port) = match &sock.advertised {
+        Some((h, p)) => (h.clone(), *p),
+        None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
+    };
+    let via = sipox_proxy::via_value(peer.transport, &host, port, branch, false);
+    let mut msg = SipMsg::parse(req.clone()).ok()?;
+    if !msg.pop_via() {
+        return None;
+    }
+    msg.push_via(via.as_bytes());
+    let mut out = Vec::with_capacity(req.len() + 16);
+    msg.write_to(&mut out).ok()?;
+    Some(Bytes::from(out))
+}
+
+/// RFC 3841 §9.1: the request asks that a 2xx not cancel the other branches
+/// (`Request-Disposition: no-cancel`, compact form `d`).
+fn request_disposition_no_cancel(msg: &SipMsg) -> bool {
+    msg.headers_named(b"Request-Disposition")
+        .chain(msg.headers_named(b"d"))
+        .any(|h| {
+            msg.value(h)
+                .split(|&c| c == b',')
+                .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"no-cancel"))
+        })
 }
 
 /// The message as written with the script's edits (R-URI change excluded).
@@ -1149,8 +1465,9 @@ fn written(msg: &SipMsg) -> Bytes {
 }
 
 /// One branch of the current request: destination resolved, our Via with `branch`,
-/// `received`/`rport` on the previous Via, Record-Route, the branch's R-URI. Errors are
-/// `t_relay`'s codes.
+/// `received`/`rport` on the previous Via, Record-Route, the branch's R-URI; with the further
+/// RFC 3263 targets of its host (same transport) for DNS failover. Errors are `t_relay`'s
+/// codes.
 fn build_branch(
     rt: &Runtime,
     cx: &mut MsgCx,
@@ -1159,7 +1476,7 @@ fn build_branch(
     branch: &str,
     rr_saved: Option<&[u8]>,
     extra: &[u8],
-) -> Result<(Bytes, Peer, Option<Vec<u8>>), i32> {
+) -> Result<BuiltBranch, i32> {
     let (uri, duri, path) = (target.uri, target.duri, target.path);
     // Without an explicit destination, a path's first hop is where the request goes.
     let first_hop = first_path_uri(path);
@@ -1172,9 +1489,18 @@ fn build_branch(
     };
     let u = sipox_sip_msg::uri(dest).map_err(|_| -4)?;
     let target = sipox_proxy::request_target(&u).map_err(|_| -4)?;
+    let mut rest = Vec::new();
     let (addr, transport) = match target.socket_addr() {
         Some(a) => (a, target.transport),
-        None => crate::fns::resolve_name(rt, &target).ok_or(-4)?,
+        None => {
+            let mut all = crate::fns::resolve_targets(rt, &target).into_iter();
+            let first = all.next().ok_or(-4)?;
+            rest = all
+                .filter(|(_, t)| *t == first.1)
+                .map(|(addr, transport)| Peer { transport, addr })
+                .collect();
+            first
+        }
     };
     let proto = proto_of(transport);
     let tx = rt.transports().ok_or(-1)?;
@@ -1222,8 +1548,14 @@ fn build_branch(
         // OpenSIPS's "destination filtered"
         return Err(-5);
     }
-    Ok((Bytes::from(out), Peer { transport, addr }, rr))
+    // DNS failover never goes to a blacklisted target either.
+    rest.retain(|p| !rt.blacklists.blocked(proto_of(p.transport), p.addr, &out));
+    Ok((Bytes::from(out), Peer { transport, addr }, rr, rest))
 }
+
+/// A built branch: the request, where it goes, its Record-Route lines, the further targets of
+/// its host (DNS failover).
+type BuiltBranch = (Bytes, Peer, Option<Vec<u8>>, Vec<Peer>);
 
 /// A branch as the script left it: R-URI, `$du`, path vector, branch flags.
 type OwnedTarget = (Vec<u8>, Vec<u8>, Vec<u8>, u64);
@@ -1321,9 +1653,83 @@ fn take(a: &mut Args<'_>, i: usize) -> Arg {
         .map_or(Arg::None, |x| std::mem::replace(x, Arg::None))
 }
 
+/// The `t_relay` flags: OpenSIPS 3.5's names, and the old numeric bits they replace.
+mod relay_flags {
+    /// `no-auto-477` (0x02): no 477 when every branch failed to go out.
+    pub(super) const NO_AUTO_477: u8 = 0x02;
+    /// `no-dns-failover` (0x04): a failed branch is not retried on its host's next target.
+    pub(super) const NO_DNS_FAILOVER: u8 = 0x04;
+    /// `pass-reason-hdr` (0x08): on a CANCEL, its Reason header goes on the CANCELs of the
+    /// branches.
+    pub(super) const PASS_REASON_HDR: u8 = 0x08;
+    /// `allow-no-cancel` (0x10): a request with `Request-Disposition: no-cancel` keeps its
+    /// other branches running after a 2xx (RFC 3841 §9.1).
+    pub(super) const ALLOW_NO_CANCEL: u8 = 0x10;
+
+    /// Parses a comma-separated list of flag names or numbers (decimal or `0x` hex bit sets).
+    pub(super) fn parse(s: &str) -> Result<u8, String> {
+        let mut f = 0u8;
+        for tok in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            f |= match tok {
+                "no-auto-477" => NO_AUTO_477,
+                "no-dns-failover" => NO_DNS_FAILOVER,
+                "pass-reason-hdr" => PASS_REASON_HDR,
+                "allow-no-cancel" => ALLOW_NO_CANCEL,
+                n => {
+                    let v = match n.strip_prefix("0x").or_else(|| n.strip_prefix("0X")) {
+                        Some(h) => i64::from_str_radix(h, 16),
+                        None => n.parse(),
+                    };
+                    bits(v.map_err(|_| format!("t_relay: unknown flag `{tok}`"))?)
+                }
+            };
+        }
+        Ok(f)
+    }
+
+    /// The known bits of a numeric flag set.
+    pub(super) fn bits(v: i64) -> u8 {
+        u8::try_from(v & 0x1e).unwrap_or(0)
+    }
+}
+
+/// `t_relay`'s flags: compiled at fixup, or read per call when given by a variable.
+#[derive(Debug)]
+enum RelayFlagsArg {
+    Const(u8),
+    Dyn(Arg),
+}
+
+impl RelayFlagsArg {
+    fn compile(a: Arg) -> Result<Self, FixupError> {
+        let parsed = |b: &[u8]| {
+            relay_flags::parse(&String::from_utf8_lossy(b))
+                .map(Self::Const)
+                .map_err(|e| FixupError::arg(0, e))
+        };
+        match a {
+            Arg::None => Ok(Self::Const(0)),
+            Arg::Int(IntArg::Const(v)) => Ok(Self::Const(relay_flags::bits(v))),
+            Arg::Static(b) => parsed(&b),
+            Arg::Str(f) if f.as_const().is_some() => parsed(f.as_const().unwrap_or_default()),
+            other => Ok(Self::Dyn(other)),
+        }
+    }
+
+    fn get(&self, cx: &mut MsgCx) -> u8 {
+        match self {
+            Self::Const(f) => *f,
+            Self::Dyn(a) => relay_flags::parse(&text(cx, a)).unwrap_or_else(|e| {
+                cx.log(-1, format!("ERROR: {e}").as_bytes());
+                0
+            }),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct TRelay {
-    flags: Arg,
+    flags: RelayFlagsArg,
 }
 
 impl Call for TRelay {
@@ -1331,9 +1737,8 @@ impl Call for TRelay {
         let Some(rt) = cx.ext::<Runtime>() else {
             return Ok(Ret(-1));
         };
-        let no_477 = text(cx, &self.flags)
-            .split(',')
-            .any(|f| f.trim() == "no-auto-477" || f.trim() == "0x02" || f.trim() == "2");
+        let flags = self.flags.get(cx);
+        let no_477 = flags & relay_flags::NO_AUTO_477 != 0;
         match cx.msg().and_then(SipMsg::method) {
             None => return Ok(Ret(-2)),
             Some(Method::Ack) => {
@@ -1343,7 +1748,7 @@ impl Call for TRelay {
                 }
                 return Ok(Ret(crate::fns::forward_current(cx)));
             }
-            Some(Method::Cancel) => return Ok(Ret(rt.tm.relay_cancel(&rt, cx))),
+            Some(Method::Cancel) => return Ok(Ret(rt.tm.relay_cancel(&rt, cx, flags))),
             Some(_) => {}
         }
         let (i, sk, created) = match rt.tm.ensure_txn(&rt, cx) {
@@ -1352,7 +1757,7 @@ impl Call for TRelay {
             Err(e) => return Ok(Ret(e)),
         };
         let failure = cx.peek_state::<TmState>().is_some_and(|s| s.failure);
-        let r = rt.tm.relay(&rt, cx, i, sk, failure);
+        let r = rt.tm.relay(&rt, cx, (i, sk), failure, flags);
         if r < 0 && created && !no_477 {
             let _ = rt.tm.reply(&rt, cx, 477, b"Send failed (477/TM)", b"");
         }
@@ -1882,7 +2287,7 @@ pub(crate) fn register(r: &mut Registry) {
                 sig: Sig::new("tm", "t_relay", "a?,a?", REQUEST | FAILURE),
                 build: Some(|mut a| {
                     Ok(Box::new(TRelay {
-                        flags: take(&mut a, 0),
+                        flags: RelayFlagsArg::compile(take(&mut a, 0))?,
                     }))
                 }),
             },

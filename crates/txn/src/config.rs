@@ -51,6 +51,14 @@ pub struct TxnConfig {
     /// `User-Agent:` value for the requests the table builds itself (CANCEL, ACK of a failure):
     /// OpenSIPS's `user_agent_header` when `server_signature` is on.
     pub user_agent: Option<Bytes>,
+    /// How long a completed non-INVITE server transaction (timer J, unreliable transports)
+    /// and an accepted INVITE server transaction (timer L) linger: OpenSIPS's `wt_timer`.
+    /// `None`: 64·T1.
+    pub wait: Option<Duration>,
+    /// RFC 2543 matching compares the Request-URI (OpenSIPS's `ruri_matching`).
+    pub rfc2543_ruri: bool,
+    /// RFC 2543 matching compares the top Via (OpenSIPS's `via1_matching`).
+    pub rfc2543_via1: bool,
 }
 
 impl Default for TxnConfig {
@@ -70,6 +78,9 @@ impl Default for TxnConfig {
             timer_c_fails_at_once: false,
             server: None,
             user_agent: None,
+            wait: None,
+            rfc2543_ruri: true,
+            rfc2543_via1: true,
         }
     }
 }

@@ -94,11 +94,15 @@ pub(crate) fn client_match(msg: &SipMsg) -> Result<ClientMatch, TxnError> {
 
 /// The server key of a received request, for the method class `method` (INVITE for an ACK or
 /// for the CANCEL looking for its INVITE). `to_tag` overrides the To tag for RFC 2543 matching
-/// (`Some(b"")` to look for the initial INVITE an ACK answers).
+/// (`Some(b"")` to look for the initial INVITE an ACK answers). `with_ruri` / `with_via1`:
+/// the RFC 2543 key includes the Request-URI / the top Via (OpenSIPS's `ruri_matching`,
+/// `via1_matching`).
 pub(crate) fn server_match(
     msg: &SipMsg,
     method: Method,
     to_tag: Option<&[u8]>,
+    with_ruri: bool,
+    with_via1: bool,
 ) -> Result<ServerMatch, TxnError> {
     let via = msg.via1().map_err(|_| TxnError::BadMessage("top Via"))?;
     if via.has_rfc3261_branch()
@@ -119,8 +123,8 @@ pub(crate) fn server_match(
     };
     let to_tag = to_tag.or_else(|| to.tag()).unwrap_or_default();
     let from_tag = from.tag().unwrap_or_default();
-    let ruri = msg.ruri_raw();
-    let via_raw = via.raw();
+    let ruri = if with_ruri { msg.ruri_raw() } else { b"" };
+    let via_raw = if with_via1 { via.raw() } else { b"" };
     let mut b = BytesMut::with_capacity(
         ruri.len() + to_tag.len() + from_tag.len() + call_id.len() + via_raw.len() + 16,
     );

@@ -45,6 +45,8 @@ struct ServerTxn {
     cancel_hdrs: Bytes,
     /// Header lines (each ending in CRLF) added to the ACKs this table sends for its branches.
     ack_hdrs: Bytes,
+    /// A 2xx does not cancel the other pending branches (RFC 3841 `no-cancel`).
+    keep_branches_on_2xx: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +277,22 @@ impl TxnTable {
         self.out.push_back((dest, data, None));
     }
 
+    /// The server key of `msg` with the configured RFC 2543 matching rules.
+    fn smatch(
+        &self,
+        msg: &SipMsg,
+        method: Method,
+        to_tag: Option<&[u8]>,
+    ) -> Result<ServerMatch, TxnError> {
+        server_match(
+            msg,
+            method,
+            to_tag,
+            self.cfg.rfc2543_ruri,
+            self.cfg.rfc2543_via1,
+        )
+    }
+
     fn transmit(&mut self, dest: Peer, data: Bytes, txn: TxnRef) {
         self.out.push_back((dest, data, Some(txn)));
     }
@@ -321,12 +339,12 @@ impl TxnTable {
     /// a CANCEL its own CANCEL transaction (see [`Self::find_cancelled`] for the INVITE).
     pub fn find_server(&self, msg: &SipMsg) -> Result<Option<ServerKey>, TxnError> {
         let method = msg.method().ok_or(TxnError::BadMessage("not a request"))?;
-        let key = server_match(msg, method_class(method), None)?;
+        let key = self.smatch(msg, method_class(method), None)?;
         if let Some(&sk) = self.server_map.get(&key) {
             return Ok(Some(sk));
         }
         if method == Method::Ack && matches!(key, ServerMatch::Rfc2543 { .. }) {
-            let bare = server_match(msg, Method::Invite, Some(b""))?;
+            let bare = self.smatch(msg, Method::Invite, Some(b""))?;
             if let Some(&sk) = self.server_map.get(&bare)
                 && let Some(s) = self.servers.get(sk.0)
                 && s.last.as_ref().is_some_and(|l| same_to_tag(l, msg))
@@ -339,7 +357,7 @@ impl TxnTable {
 
     /// The INVITE server transaction a CANCEL cancels, if it exists.
     pub fn find_cancelled(&self, msg: &SipMsg) -> Result<Option<ServerKey>, TxnError> {
-        let key = server_match(msg, Method::Invite, None)?;
+        let key = self.smatch(msg, Method::Invite, None)?;
         Ok(self.server_map.get(&key).copied())
     }
 
@@ -360,7 +378,7 @@ impl TxnTable {
                 "ACK and CANCEL create no transaction here",
             ));
         }
-        let key = server_match(msg, method, None)?;
+        let key = self.smatch(msg, method, None)?;
         if let Some(&sk) = self.server_map.get(&key) {
             self.server_retransmission(sk);
             return Ok(NewTxn::Retransmission(sk));
@@ -380,6 +398,12 @@ impl TxnTable {
         self.server_retransmission(sk);
     }
 
+    /// Where a client transaction sends its request (to match an asynchronous send failure
+    /// reported by address, see [`Self::handle_transport_error`]).
+    pub fn client_peer(&self, ck: ClientKey) -> Option<Peer> {
+        self.clients.get(ck.0).map(|c| c.dest)
+    }
+
     /// True when a CANCEL matched this INVITE server transaction.
     pub fn is_cancelled(&self, sk: ServerKey) -> bool {
         self.servers.get(sk.0).is_some_and(|s| s.cancelled)
@@ -392,7 +416,7 @@ impl TxnTable {
         method: Method,
         source: Peer,
     ) -> Result<(), TxnError> {
-        let key = server_match(&msg, method_class(method), None)?;
+        let key = self.smatch(&msg, method_class(method), None)?;
         if let Some(&sk) = self.server_map.get(&key) {
             self.server_retransmission(sk);
             return Ok(());
@@ -433,6 +457,7 @@ impl TxnTable {
             cancelled: false,
             cancel_hdrs: Bytes::new(),
             ack_hdrs: Bytes::new(),
+            keep_branches_on_2xx: false,
         };
         let sk = ServerKey(self.servers.insert(txn));
         self.server_map.insert(key, sk);
@@ -481,11 +506,11 @@ impl TxnTable {
     }
 
     fn handle_ack(&mut self, now: Instant, msg: SipMsg, source: Peer) -> Result<(), TxnError> {
-        let key = server_match(&msg, Method::Invite, None)?;
+        let key = self.smatch(&msg, Method::Invite, None)?;
         let mut found = self.server_map.get(&key).copied();
         if found.is_none() && matches!(key, ServerMatch::Rfc2543 { .. }) {
             // RFC 2543: the ACK carries the To tag of our response; the INVITE had none.
-            let bare = server_match(&msg, Method::Invite, Some(b""))?;
+            let bare = self.smatch(&msg, Method::Invite, Some(b""))?;
             if let Some(&sk) = self.server_map.get(&bare)
                 && let Some(s) = self.servers.get(sk.0)
                 && s.last.as_ref().is_some_and(|l| same_to_tag(l, &msg))
@@ -529,12 +554,12 @@ impl TxnTable {
     }
 
     fn handle_cancel(&mut self, now: Instant, msg: SipMsg, source: Peer) -> Result<(), TxnError> {
-        let key = server_match(&msg, Method::Cancel, None)?;
+        let key = self.smatch(&msg, Method::Cancel, None)?;
         if let Some(&sk) = self.server_map.get(&key) {
             self.server_retransmission(sk);
             return Ok(());
         }
-        let invite_key = server_match(&msg, Method::Invite, None)?;
+        let invite_key = self.smatch(&msg, Method::Invite, None)?;
         let invite = self.server_map.get(&invite_key).copied();
         let ck = self.new_server(now, key, false, &msg, source);
         let Some(ik) = invite else {
@@ -769,7 +794,9 @@ impl TxnTable {
             }),
         }
         match verdict {
-            Some((sk, BranchVerdict::RelayFirst2xx)) if self.cfg.two_xx_cancels => {
+            Some((sk, BranchVerdict::RelayFirst2xx))
+                if self.cfg.two_xx_cancels && !self.keeps_branches(sk) =>
+            {
                 self.cancel_branches(now, sk);
             }
             Some((sk, BranchVerdict::Stop6xx)) => {
@@ -951,6 +978,30 @@ impl TxnTable {
         }
     }
 
+    /// With `keep`, the first 2xx of `sk` does not cancel its other pending branches (RFC 3841
+    /// §9.1 `no-cancel`): they run until their own final responses or timeouts.
+    pub fn set_keep_branches_on_2xx(&mut self, sk: ServerKey, keep: bool) {
+        if let Some(s) = self.servers.get_mut(sk.0) {
+            s.keep_branches_on_2xx = keep;
+        }
+    }
+
+    fn keeps_branches(&self, sk: ServerKey) -> bool {
+        self.servers
+            .get(sk.0)
+            .is_some_and(|s| s.keep_branches_on_2xx)
+    }
+
+    /// The branch whose final response §16.7 selected for `sk` so far: its key, its status
+    /// code (before any 503→500 mapping), and whether it is a received response (`false`
+    /// for a local 408/503).
+    pub fn selected_branch(&self, sk: ServerKey) -> Option<(ClientKey, u16, bool)> {
+        let f = self.servers.get(sk.0)?.fork.as_deref()?;
+        let sel = f.agg.select()?;
+        let ck = *f.branches.get(usize::from(sel.branch))?;
+        Some((ck, sel.code, sel.reply.is_some()))
+    }
+
     /// Cancels every pending INVITE branch of a server transaction.
     pub fn cancel_branches(&mut self, now: Instant, sk: ServerKey) {
         let branches: SmallVec<[ClientKey; 4]> = self
@@ -1095,6 +1146,7 @@ impl TxnTable {
     ) -> Result<(), TxnError> {
         let t1 = self.cfg.t1;
         let t64 = self.cfg.t1x64();
+        let wait = self.cfg.wait;
         let s = self.servers.get_mut(sk.0).ok_or(TxnError::NoTransaction)?;
         let reliable = s.source.is_reliable();
         let dest = s.source;
@@ -1113,8 +1165,8 @@ impl TxnTable {
                 s.state = ServerState::Accepted;
                 s.last = None;
                 self.timers.disarm(&mut s.timers, 0);
-                self.arm_server(sk, TimerKind::L, at(now, t64));
-                cancel_others = true;
+                cancel_others = !s.keep_branches_on_2xx;
+                self.arm_server(sk, TimerKind::L, at(now, wait.unwrap_or(t64)));
             }
             (true, ServerState::Proceeding, _) => {
                 s.state = ServerState::Completed;
@@ -1135,7 +1187,11 @@ impl TxnTable {
             (false, ServerState::Trying | ServerState::Proceeding, _) => {
                 s.state = ServerState::Completed;
                 s.last = Some(data.clone());
-                let j = if reliable { Duration::ZERO } else { t64 };
+                let j = if reliable {
+                    Duration::ZERO
+                } else {
+                    wait.unwrap_or(t64)
+                };
                 self.arm_server(sk, TimerKind::J, at(now, j));
             }
             (_, state, _) => {

@@ -275,7 +275,7 @@ fn registrar_sipsak_usrloc_self_test() {
     assert!(got[0].starts_with("<sip:sipsak@127.0.0.1:"), "{got:?}");
 }
 
-fn mi_call(http: std::net::SocketAddr, method: &str, params: &str) -> serde_json::Value {
+pub(super) fn mi_call(http: std::net::SocketAddr, method: &str, params: &str) -> serde_json::Value {
     use std::io::{Read as _, Write as _};
     let body = format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{params},"id":1}}"#);
     let mut t = std::net::TcpStream::connect(http).unwrap();

@@ -923,3 +923,453 @@ fn t_cancel_branch_others_and_all() {
         }
     }
 }
+
+// ----- DNS failover, t_relay flags, timers and matching modparams -----
+
+/// `request()` with extra header lines (each ending in CRLF) before Content-Length.
+fn request_with(method: &str, ruri: &str, port: u16, branch: &str, extra: &str) -> Vec<u8> {
+    let r = String::from_utf8(request(method, ruri, port, branch)).unwrap();
+    r.replace(
+        "Content-Length: 0\r\n",
+        &format!("{extra}Content-Length: 0\r\n"),
+    )
+    .into_bytes()
+}
+
+/// `fo.test` resolves (RFC 3263, SRV) to two UDP targets on loopback: `a.fo.test:p1` at
+/// priority 1, then `b.fo.test:p2` at priority 2.
+fn two_srv_targets(s: &sipox_core::Server, p1: u16, p2: u16) {
+    let mut t = sipox_dns::StaticResolver::new();
+    t.add_srv("_sip._udp.fo.test", 1, 10, p1, "a.fo.test")
+        .add_srv("_sip._udp.fo.test", 2, 10, p2, "b.fo.test")
+        .add_ip("a.fo.test", "127.0.0.1".parse().unwrap())
+        .add_ip("b.fo.test", "127.0.0.1".parse().unwrap());
+    assert!(s.runtime.set_resolver(std::sync::Arc::new(t)));
+}
+
+/// Nothing arrives on `s` for `ms` milliseconds.
+fn silent(s: &UdpSocket, ms: u64) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
+    let mut buf = [0u8; 4096];
+    let quiet = s.recv_from(&mut buf).is_err();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    quiet
+}
+
+#[test]
+fn dns_failover_to_the_next_srv_target_on_503_and_on_timeout() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_timeout\", 1)",
+        "  t_check_trans();\n  t_on_failure(\"f\");\n  \
+         if ($rU == \"nofo\") t_relay(\"no-dns-failover\");\n  else t_relay();\n}\n\
+         failure_route[f] {\n  if ($rU == \"fr\") t_reply(599, \"Failure Route\");",
+    ));
+    two_srv_targets(&s, p1, p2);
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+
+    // 1. The first target answers 503: acknowledged, and the request goes to the second.
+    uac.send_to(&request("INVITE", "sip:bob@fo.test", port, "dfo1"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    assert_eq!(inv1.method(), Some(Method::Invite));
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    let (ack, _) = recv_from(&uas1);
+    assert_eq!(ack.method(), Some(Method::Ack));
+    let (inv2, from2) = recv_from(&uas2);
+    assert_eq!(inv2.method(), Some(Method::Invite));
+    assert_eq!(inv2.ruri_raw(), b"sip:bob@fo.test");
+    assert_eq!(inv2.call_id(), inv1.call_id());
+    assert_ne!(
+        inv2.via1().unwrap().branch(),
+        inv1.via1().unwrap().branch(),
+        "a new branch"
+    );
+    assert_eq!(inv2.vias().count(), 2, "our Via and the caller's");
+    answer(&uas2, &inv2, from2, 200, "OK");
+    let ok = recv_skip_100(&uac);
+    assert_eq!(
+        ok.status(),
+        Some(200),
+        "the call completes via the second target"
+    );
+
+    // 2. The first target never answers: after fr_timeout the second one gets it.
+    uac.send_to(&request("INVITE", "sip:bob@fo.test", port, "dfo2"), addr)
+        .unwrap();
+    let (inv1, _) = recv_from(&uas1);
+    assert_eq!(inv1.method(), Some(Method::Invite));
+    let (inv2, from2) = recv_from(&uas2);
+    assert_eq!(inv2.method(), Some(Method::Invite));
+    assert_eq!(inv2.call_id(), Some(&b"dfo2@test"[..]));
+    answer(&uas2, &inv2, from2, 200, "OK");
+    assert_eq!(recv_skip_100(&uac).status(), Some(200));
+    // (drain the first target's retransmissions of the timed-out branch)
+    while !silent(&uas1, 300) {}
+
+    // 3. Both targets fail: only then the failure route runs.
+    uac.send_to(&request("INVITE", "sip:fr@fo.test", port, "dfo3"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas1).0.method(), Some(Method::Ack));
+    let (inv2, from2) = recv_from(&uas2);
+    answer(&uas2, &inv2, from2, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas2).0.method(), Some(Method::Ack));
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(599), "the failure route answered");
+    assert!(silent(&uas1, 300) && silent(&uas2, 10), "no third attempt");
+
+    // 4. t_relay("no-dns-failover"): the 503 is final (relayed as 500, RFC 3261 §16.7).
+    uac.send_to(&request("INVITE", "sip:nofo@fo.test", port, "dfo4"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas1).0.method(), Some(Method::Ack));
+    assert_eq!(recv_skip_100(&uac).status(), Some(500));
+    assert!(silent(&uas2, 500), "the second target is not tried");
+}
+
+#[test]
+fn disable_dns_failover_core_parameter_and_numeric_t_relay_flags() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (s, addr) = start(&tm_cfg("disable_dns_failover = yes", "  t_relay();"));
+    two_srv_targets(&s, p1, p2);
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(&request("INVITE", "sip:bob@fo.test", port, "ddf1"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas1).0.method(), Some(Method::Ack));
+    assert_eq!(recv_skip_100(&uac).status(), Some(500));
+    assert!(silent(&uas2, 500), "no failover when disabled globally");
+
+    // The old numeric flag 0x04 is no-dns-failover; 0x02 (no-auto-477) still works.
+    let (s, addr) = start(&tm_cfg("", "  t_relay(\"0x06\");"));
+    two_srv_targets(&s, p1, p2);
+    uac.send_to(&request("INVITE", "sip:bob@fo.test", port, "ddf2"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    answer(&uas1, &inv1, from1, 503, "Service Unavailable");
+    assert_eq!(recv_from(&uas1).0.method(), Some(Method::Ack));
+    assert_eq!(recv_skip_100(&uac).status(), Some(500));
+    assert!(silent(&uas2, 500), "no failover with 0x04");
+}
+
+#[test]
+fn unknown_t_relay_flag_is_a_load_error() {
+    let dir = std::env::temp_dir().join(format!("sipox-tm-badflag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.cfg");
+    std::fs::write(&path, tm_cfg("", "  t_relay(\"no-such-flag\");")).unwrap();
+    let Err(err) = sipox_core::Server::start(&path, None, &[]) else {
+        panic!("the script must not load");
+    };
+    assert!(err.to_string().contains("no-such-flag"), "{err}");
+}
+
+#[test]
+fn pass_reason_hdr_puts_the_cancels_reason_on_the_branch_cancel() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  if (is_method(\"CANCEL\")) {\n    if (!t_check_trans()) exit;\n    \
+         if ($rU == \"pass\") t_relay(\"pass-reason-hdr\");\n    else t_relay();\n    exit;\n  }\n  \
+         t_check_trans();\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let reason = "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n";
+    for (user, passed) in [("pass", true), ("keep", false)] {
+        let ruri = format!("sip:{user}@127.0.0.1:{p}");
+        let b = format!("prh{user}");
+        uac.send_to(&request("INVITE", &ruri, port, &b), addr)
+            .unwrap();
+        let (inv, from) = recv_from(&uas);
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        uac.send_to(&request_with("CANCEL", &ruri, port, &b, reason), addr)
+            .unwrap();
+        let (cancel, cfrom) = recv_from(&uas);
+        assert_eq!(cancel.method(), Some(Method::Cancel));
+        let got = header(&cancel, "Reason");
+        if passed {
+            assert_eq!(
+                got.as_deref(),
+                Some("SIP;cause=200;text=\"Call completed elsewhere\"")
+            );
+        } else {
+            assert_ne!(
+                got.as_deref(),
+                Some("SIP;cause=200;text=\"Call completed elsewhere\""),
+                "without the flag the CANCEL's Reason stays here"
+            );
+        }
+        answer(&uas, &cancel, cfrom, 200, "OK");
+        answer(&uas, &inv, from, 487, "Request Terminated");
+        assert_eq!(recv_from(&uas).0.method(), Some(Method::Ack));
+        // the caller: 200 for its CANCEL, then the 487
+        let mut codes = vec![recv_skip_100(&uac).status(), recv_skip_100(&uac).status()];
+        codes.sort();
+        assert_eq!(codes, vec![Some(200), Some(487)]);
+    }
+}
+
+#[test]
+fn allow_no_cancel_keeps_other_branches_after_a_2xx_when_asked() {
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!("  append_branch(\"sip:bob@127.0.0.1:{p2}\");\n  t_relay(\"allow-no-cancel\");"),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p1}");
+    uac.send_to(
+        &request_with(
+            "INVITE",
+            &ruri,
+            port,
+            "anc1",
+            "Request-Disposition: no-cancel\r\n",
+        ),
+        addr,
+    )
+    .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    let (inv2, from2) = recv_from(&uas2);
+    answer(&uas2, &inv2, from2, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    answer(&uas1, &inv1, from1, 200, "OK");
+    assert_eq!(recv_skip_100(&uac).status(), Some(200));
+    assert!(silent(&uas2, 700), "no CANCEL for the other branch");
+    // Its own 2xx still reaches the caller.
+    let mut out = Vec::new();
+    let opts = ReplyOpts {
+        to_tag: Some(b"uas2tag"),
+        ..ReplyOpts::default()
+    };
+    build_reply(&inv2, 200, b"OK", &opts, &mut out).unwrap();
+    uas2.send_to(&out, from2).unwrap();
+    let ok2 = recv_skip_100(&uac);
+    assert_eq!(ok2.status(), Some(200));
+    assert_eq!(ok2.to().unwrap().tag(), Some(&b"uas2tag"[..]));
+
+    // Without the Request-Disposition the flag changes nothing: the 2xx cancels the other.
+    uac.send_to(&request("INVITE", &ruri, port, "anc2"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    let (inv2, from2) = recv_from(&uas2);
+    answer(&uas2, &inv2, from2, 180, "Ringing");
+    answer(&uas1, &inv1, from1, 200, "OK");
+    let (cancel, _) = loop {
+        let m = recv_from(&uas2);
+        if m.0.method() == Some(Method::Cancel) {
+            break m;
+        }
+    };
+    assert_eq!(
+        cancel.via1().unwrap().branch(),
+        inv2.via1().unwrap().branch()
+    );
+}
+
+#[test]
+fn wt_timer_is_how_long_a_completed_non_invite_transaction_absorbs_retransmissions() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"wt_timer\", 1)\nmodparam(\"tm\", \"delete_timer\", 5)",
+        "  t_check_trans();\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let opts = request("OPTIONS", &format!("sip:bob@127.0.0.1:{p}"), port, "wt1");
+    uac.send_to(&opts, addr).unwrap();
+    let (req, from) = recv_from(&uas);
+    assert_eq!(req.method(), Some(Method::Options));
+    answer(&uas, &req, from, 200, "OK");
+    assert_eq!(recv_from(&uac).0.status(), Some(200));
+    // Within wt_timer: the retransmission gets the 200 again from the transaction.
+    uac.send_to(&opts, addr).unwrap();
+    assert_eq!(recv_from(&uac).0.status(), Some(200));
+    assert!(silent(&uas, 300), "absorbed by the completed transaction");
+    // After wt_timer (1 s, not 64*T1) the transaction is gone: the same request is new.
+    std::thread::sleep(Duration::from_millis(1200));
+    uac.send_to(&opts, addr).unwrap();
+    let (again, _) = recv_from(&uas);
+    assert_eq!(again.method(), Some(Method::Options));
+}
+
+#[test]
+fn enable_stats_0_registers_no_tm_statistics() {
+    for (enable, expect) in [(0, false), (1, true)] {
+        let uas = udp();
+        let p = uas.local_addr().unwrap().port();
+        let (s, addr) = start(&tm_cfg(
+            &format!(
+                "loadmodule \"httpd.so\"\nloadmodule \"mi_http.so\"\n\
+                 modparam(\"httpd\", \"ip\", \"127.0.0.1\")\nmodparam(\"httpd\", \"port\", 0)\n\
+                 modparam(\"tm\", \"enable_stats\", {enable})"
+            ),
+            "  t_relay();",
+        ));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        let b = format!("es{enable}");
+        uac.send_to(
+            &request("OPTIONS", &format!("sip:bob@127.0.0.1:{p}"), port, &b),
+            addr,
+        )
+        .unwrap();
+        let (req, from) = recv_from(&uas);
+        answer(&uas, &req, from, 200, "OK");
+        assert_eq!(recv_from(&uac).0.status(), Some(200));
+        let http = s.http_addr().expect("httpd started");
+        let st = super::registrar::mi_call(http, "get_statistics", r#"{"statistics":["all"]}"#);
+        let obj = st.as_object().expect("statistics object");
+        assert!(obj.contains_key("core:rcv_requests"), "{st}");
+        let tm: Vec<&String> = obj.keys().filter(|k| k.starts_with("tm:")).collect();
+        if expect {
+            assert_eq!(st["tm:UAS_transactions"], 1, "{st}");
+            assert_eq!(st["tm:relayed_replies"], 1, "{st}");
+        } else {
+            assert!(tm.is_empty(), "enable_stats=0 but {tm:?}");
+        }
+    }
+}
+
+/// An RFC 2543 INVITE (no magic cookie in the branch).
+fn rfc2543_invite(ruri: &str, port: u16, via_params: &str) -> Vec<u8> {
+    format!(
+        "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=old2543{via_params}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: m2543@test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn ruri_and_via1_matching_off_match_rfc2543_retransmissions_with_other_ruri_and_via() {
+    for (params, absorbed) in [
+        (
+            "modparam(\"tm\", \"ruri_matching\", 0)\nmodparam(\"tm\", \"via1_matching\", 0)",
+            true,
+        ),
+        ("", false),
+    ] {
+        let uas = udp();
+        let p = uas.local_addr().unwrap().port();
+        let (_s, addr) = start(&tm_cfg(params, "  t_check_trans();\n  t_relay();"));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        uac.send_to(
+            &rfc2543_invite(&format!("sip:bob@127.0.0.1:{p}"), port, ";rport"),
+            addr,
+        )
+        .unwrap();
+        let (inv, from) = recv_from(&uas);
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        // A "retransmission" from a broken client: other R-URI, other top Via.
+        uac.send_to(
+            &rfc2543_invite(&format!("sip:bob@127.0.0.1:{p};x=1"), port, ""),
+            addr,
+        )
+        .unwrap();
+        if absorbed {
+            assert_eq!(
+                recv_skip_100(&uac).status(),
+                Some(180),
+                "the transaction's last reply again"
+            );
+            assert!(silent(&uas, 500), "no second branch");
+        } else {
+            let (inv2, _) = recv_from(&uas);
+            assert_eq!(inv2.method(), Some(Method::Invite), "a new transaction");
+            assert_eq!(
+                inv2.ruri_raw(),
+                format!("sip:bob@127.0.0.1:{p};x=1").as_bytes()
+            );
+        }
+    }
+}
+
+#[test]
+fn dns_failover_after_a_refused_tcp_connect() {
+    use std::io::{BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+
+    // The first target: a TCP port nobody listens on.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The second: a TCP callee; every message read (with its connection) goes to `rx`.
+    let lis = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tp = lis.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel::<(SipMsg, TcpStream)>();
+    std::thread::spawn(move || {
+        for c in lis.incoming() {
+            let Ok(c) = c else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let w = c.try_clone().unwrap();
+                let mut r = BufReader::new(c);
+                while let Some(m) = read_sip(&mut r) {
+                    if tx.send((m, w.try_clone().unwrap())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (up, tcp) = (free_port(false), free_port(false));
+    let s = server(&format!(
+        "socket = udp:127.0.0.1:{up}\nsocket = tcp:127.0.0.1:{tcp}\n\
+         loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nmodparam(\"tm\", \"fr_timeout\", 20)\n\
+         route {{\n  t_check_trans();\n  t_relay();\n}}\n"
+    ));
+    let mut t = sipox_dns::StaticResolver::new();
+    t.add_srv("_sip._tcp.fo.test", 1, 10, closed, "a.fo.test")
+        .add_srv("_sip._tcp.fo.test", 2, 10, tp, "b.fo.test")
+        .add_ip("a.fo.test", "127.0.0.1".parse().unwrap())
+        .add_ip("b.fo.test", "127.0.0.1".parse().unwrap());
+    assert!(s.runtime.set_resolver(std::sync::Arc::new(t)));
+    let addr: SocketAddr = format!("127.0.0.1:{up}").parse().unwrap();
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(
+        &request("INVITE", "sip:bob@fo.test;transport=tcp", port, "tfo1"),
+        addr,
+    )
+    .unwrap();
+    // Well before fr_timeout: the refused connect fails the branch (503) at once.
+    let (inv, mut conn) = rx.recv_timeout(Duration::from_secs(3)).unwrap();
+    assert_eq!(inv.method(), Some(Method::Invite));
+    assert!(inv.via1().unwrap().raw().starts_with(b"SIP/2.0/TCP"));
+    let mut ok = Vec::new();
+    let opts = ReplyOpts {
+        to_tag: Some(b"tcptag"),
+        ..ReplyOpts::default()
+    };
+    build_reply(&inv, 200, b"OK", &opts, &mut ok).unwrap();
+    conn.write_all(&ok).unwrap();
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.to().unwrap().tag(), Some(&b"tcptag"[..]));
+}

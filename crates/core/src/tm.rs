@@ -15,9 +15,17 @@
 //! Script functions: `t_relay`, `t_newtran`, `t_check_trans`, `t_reply`, `t_on_failure`,
 //! `t_on_reply`, `t_on_branch`, `t_was_cancelled`, `t_check_status`, `t_local_replied`,
 //! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`,
-//! `t_reply_by_callid`, `t_replicate`; the pseudo-variables `$T_reply_code`, `$T_branch_idx`
-//! and `$T_id`; the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). Modparams: `fr_timeout`,
-//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`.
+//! `t_reply_by_callid`, `t_replicate`, `t_reply_with_body`; the pseudo-variables
+//! `$T_reply_code`, `$T_branch_idx`, `$T_id`, `$T_branch_last_reply_code`, `$T_ruri` (the
+//! winning branch's R-URI in a failure route), `$bavp(name)` (branch AVPs: set in a branch
+//! route or an onreply route, read there and in the failure route of the winning branch) and
+//! the writable `$T_fr_timeout`/`$T_fr_inv_timeout` (timers B/F and C of the transaction's
+//! next branches, per transaction in the table); the MI commands `t_reply` and `t_uac_dlg`
+//! ([`mi`]). Modparams: `fr_timeout`, `fr_inv_timeout`, `T1_timer`, `T2_timer`,
+//! `disable_6xx_block`, `auto_100trying`, `restart_fr_on_each_reply` (off: only the first
+//! provisional restarts fr_inv) and `onreply_avp_mode` (1: AVP changes of onreply routes go
+//! back to the transaction; 0: they are dropped, though the routes still read the
+//! transaction's AVPs).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -36,8 +44,8 @@ use sipox_script::{
 use sipox_sip_msg::{Method, SipMsg, Transport};
 use sipox_transport::{Dest, Source};
 use sipox_txn::{
-    ClientKey, NewTxn, Peer, ServerKey, ServerState, Trying, TxnConfig, TxnError, TxnEvent, TxnRef,
-    TxnTable,
+    BranchTimers, ClientKey, NewTxn, Peer, ServerKey, ServerState, Trying, TxnConfig, TxnError,
+    TxnEvent, TxnRef, TxnTable,
 };
 
 use crate::runtime::{Runtime, current_source, proto_of, reply_dest};
@@ -57,6 +65,10 @@ pub(crate) struct TmParams {
     t2: Duration,
     disable_6xx_block: bool,
     auto_100trying: bool,
+    /// `restart_fr_on_each_reply`: every provisional restarts fr_inv (else only the first).
+    restart_fr_on_each_reply: bool,
+    /// `onreply_avp_mode`: AVP changes of onreply routes are kept in the transaction.
+    onreply_avp_mode: bool,
     /// `Server:` value of the replies tm builds (core `server_header`, `server_signature`).
     pub(crate) server: Option<Bytes>,
     /// `User-Agent:` value of the CANCELs and ACKs tm builds (core `user_agent_header`).
@@ -72,6 +84,8 @@ impl Default for TmParams {
             t2: Duration::from_secs(4),
             disable_6xx_block: false,
             auto_100trying: true,
+            restart_fr_on_each_reply: true,
+            onreply_avp_mode: false,
             server: None,
             user_agent: None,
         }
@@ -121,6 +135,8 @@ impl TmParams {
                 }
                 "disable_6xx_block" => p.disable_6xx_block = v != 0,
                 "auto_100trying" => p.auto_100trying = v != 0,
+                "restart_fr_on_each_reply" => p.restart_fr_on_each_reply = v != 0,
+                "onreply_avp_mode" => p.onreply_avp_mode = v != 0,
                 _ => {}
             }
         }
@@ -134,6 +150,7 @@ impl TmParams {
             .fr_timeout(Some(self.fr_timeout))
             .timer_c(Some(self.fr_inv_timeout))
             .timer_c_fails_at_once(true)
+            .restart_timer_c(self.restart_fr_on_each_reply)
             .six_xx_cancels(!self.disable_6xx_block)
             .trying(if self.auto_100trying {
                 Trying::Immediately
@@ -177,6 +194,30 @@ struct TmTxn {
     callid: Box<[u8]>,
     cseq: u32,
     invite: bool,
+    /// Per branch (by index): R-URI, reply codes, branch AVPs.
+    bdata: Vec<BranchData>,
+}
+
+/// What tm remembers of one branch of a server transaction.
+#[derive(Debug, Default)]
+struct BranchData {
+    /// The R-URI it was sent with (`$T_ruri` in a failure route).
+    uri: Box<[u8]>,
+    /// The last reply code received on it (`$T_branch_last_reply_code`; 0: none).
+    last_code: u16,
+    /// Its final outcome (received, or 408/503 of a local failure; 0: pending).
+    final_code: u16,
+    /// `$bavp` values set for it (branch route, its onreply routes).
+    bavps: Bavps,
+}
+
+/// Branch AVPs: name and value, one value per name.
+type Bavps = Vec<(Box<str>, BVal)>;
+
+#[derive(Debug, Clone)]
+enum BVal {
+    Int(i64),
+    Str(Box<[u8]>),
 }
 
 impl TmTxn {
@@ -188,6 +229,15 @@ impl TmTxn {
         self.on_failure = None;
         self.on_branch = None;
         self.hdrs = Vec::new();
+    }
+
+    /// The branch whose final reply `code` was selected (OpenSIPS's picked branch): its
+    /// R-URI, last reply code and branch AVPs, for the failure route.
+    fn winning_branch(&self, code: u16) -> Option<(Box<[u8]>, u16, Bavps)> {
+        let pick = |c: u16| self.bdata.iter().rposition(|d| d.final_code == c);
+        let w = pick(code).or_else(|| if code == 500 { pick(503) } else { None })?;
+        let d = self.bdata.get(w)?;
+        Some((d.uri.clone(), d.last_code, d.bavps.clone()))
     }
 
     /// What the CANCELs of this transaction's branches carry besides the usual headers.
@@ -233,6 +283,11 @@ pub(crate) struct Tm {
     bell: Condvar,
     /// The `tm` statistics, registered when the configuration loads tm.
     stats: std::sync::OnceLock<TmStats>,
+    /// `fr_timeout` and `fr_inv_timeout` (what `$T_fr_timeout`/`$T_fr_inv_timeout` read when
+    /// the transaction has no value of its own).
+    fr_default: (Duration, Duration),
+    /// `onreply_avp_mode`.
+    onreply_avp_mode: bool,
 }
 
 /// Registers the `tm` statistics (OpenSIPS's names) of the runtime's transaction layer.
@@ -331,6 +386,8 @@ impl Tm {
             epoch: now(),
             bell: Condvar::new(),
             stats: std::sync::OnceLock::new(),
+            fr_default: (params.fr_timeout, params.fr_inv_timeout),
+            onreply_avp_mode: params.onreply_avp_mode,
         }
     }
 
@@ -475,6 +532,9 @@ impl Tm {
                     && let Some(t) = sh.txns.get_mut(&b.server)
                 {
                     t.last_local = true;
+                    if let Some(d) = t.bdata.get_mut(b.idx) {
+                        d.final_code = code;
+                    }
                 }
             }
             TxnEvent::BestFinal { txn, code, msg } => self.on_best_final(rt, i, txn, code, msg),
@@ -540,7 +600,7 @@ impl Tm {
         relay: bool,
     ) {
         let code = msg.status().unwrap_or(0);
-        let (route, idx, src, tctx) = {
+        let (route, idx, src, tctx, bavps) = {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
             let b = sh.branches.get(&branch).copied();
@@ -550,14 +610,22 @@ impl Tm {
                     if code >= 200 {
                         t.last_local = false;
                     }
+                    let bavps = t.bdata.get_mut(b.idx).map(|d| {
+                        d.last_code = code;
+                        if code >= 200 {
+                            d.final_code = code;
+                        }
+                        d.bavps.clone()
+                    });
                     (
                         t.on_reply.clone(),
                         Some(b.idx),
                         Some(t.src),
                         Some(t.ctx.clone()),
+                        bavps,
                     )
                 }
-                None => (None, b.map(|b| b.idx), None, None),
+                None => (None, b.map(|b| b.idx), None, None, None),
             }
         };
         let prog = rt.program();
@@ -575,6 +643,8 @@ impl Tm {
                     st.code = code;
                     st.branch = idx;
                     st.client = Some(branch);
+                    st.last_code = Some(code);
+                    st.bavps = bavps.unwrap_or_default();
                 }
                 let mut dropped = false;
                 if global {
@@ -585,11 +655,31 @@ impl Tm {
                 {
                     dropped |= matches!(cx.run_route(RouteKind::OnReply, Some(r)), Outcome::Drop);
                 }
+                // onreply_avp_mode 1: the route's AVP changes go back to the transaction.
+                let kept = match &tctx {
+                    Some(c) if self.onreply_avp_mode => Some(cx.save_txn_ctx().with_flags_of(c)),
+                    _ => None,
+                };
+                let bavps = cx
+                    .state::<TmState>()
+                    .map(|st| std::mem::take(&mut st.bavps));
                 let m = cx.take_message();
                 cx.clear_message();
-                (m, dropped)
+                (m, dropped, kept, bavps)
             });
-            let (Some(m), dropped) = out else {
+            let (m, dropped, kept, bavps) = out;
+            if let (Some(b), Some(idx)) = (server, idx) {
+                let mut g = self.shard(i).lock();
+                if let Some(t) = g.txns.get_mut(&b) {
+                    if let Some(c) = kept {
+                        t.ctx = c;
+                    }
+                    if let (Some(d), Some(v)) = (t.bdata.get_mut(idx), bavps) {
+                        d.bavps = v;
+                    }
+                }
+            }
+            let Some(m) = m else {
                 return;
             };
             // drop() stops only provisional replies.
@@ -651,15 +741,16 @@ impl Tm {
             let nb = g.table.branches(sk).len();
             g.txns.get_mut(&sk).and_then(|t| {
                 if code >= 300 {
+                    let win = t.winning_branch(code);
                     t.on_failure
                         .take()
-                        .map(|r| (r, t.base.clone(), t.src, nb, t.ctx.clone()))
+                        .map(|r| (r, t.base.clone(), t.src, nb, t.ctx.clone(), win))
                 } else {
                     None
                 }
             })
         };
-        if let Some((route, base, src, before, tctx)) = failure {
+        if let Some((route, base, src, before, tctx, win)) = failure {
             let prog = rt.program();
             if prog.route(RouteKind::Failure, Some(&route)).is_some()
                 && let Ok(req) = SipMsg::parse(base)
@@ -672,6 +763,11 @@ impl Tm {
                         st.txn = Some((i, sk));
                         st.code = code;
                         st.failure = true;
+                        if let Some((uri, last, bavps)) = win {
+                            st.t_ruri = Some(uri);
+                            st.last_code = Some(last);
+                            st.bavps = bavps;
+                        }
                     }
                     let o = cx.run_route(RouteKind::Failure, Some(&route));
                     cx.clear_message();
@@ -811,6 +907,7 @@ impl Tm {
                             callid: msg.call_id().unwrap_or_default().into(),
                             cseq,
                             invite: msg.method() == Some(Method::Invite),
+                            bdata: Vec::new(),
                         },
                     );
                     self.stat(|s| s.uas.inc());
@@ -833,9 +930,10 @@ impl Tm {
                 st.on_branch.take(),
                 std::mem::take(&mut st.hdrs),
                 st.cancel_reason.take(),
+                std::mem::take(&mut st.timers),
             )
         });
-        if let Some((f, r, b, hdrs, reason)) = pend {
+        if let Some((f, r, b, hdrs, reason, timers)) = pend {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
             if let Some(t) = sh.txns.get_mut(&sk) {
@@ -847,6 +945,7 @@ impl Tm {
                 sh.table.set_cancel_headers(sk, t.cancel_headers());
                 sh.table
                     .set_ack_headers(sk, Bytes::copy_from_slice(&t.hdrs));
+                sh.table.set_branch_timers(sk, timers);
             }
         }
         Ok(Some((i, sk, true)))
@@ -892,6 +991,42 @@ impl Tm {
             r
         };
         // Counted before it leaves, so whoever got the reply sees it in the statistics.
+        if r.is_ok() {
+            rt.counters.sl_sent(code);
+            self.stat(|s| s.local_replies.inc());
+            if code >= 200 {
+                self.count_final(code);
+            }
+        }
+        self.pump(rt, i);
+        r.is_ok()
+    }
+
+    /// [`Self::reply_on`] with a body `(content type, body)` (`t_reply_with_body`).
+    #[allow(clippy::too_many_arguments)] // a reply's parts
+    fn reply_on_full(
+        &self,
+        rt: &Runtime,
+        i: usize,
+        sk: ServerKey,
+        code: u16,
+        reason: &[u8],
+        hdrs: &[u8],
+        body: Option<(&[u8], &[u8])>,
+    ) -> bool {
+        let r = {
+            let mut g = self.shard(i).lock();
+            let r = g
+                .table
+                .reply_full(now(), sk, code, reason, None, hdrs, body);
+            if r.is_ok()
+                && code >= 200
+                && let Some(t) = g.txns.get_mut(&sk)
+            {
+                t.settle();
+            }
+            r
+        };
         if r.is_ok() {
             rt.counters.sl_sent(code);
             self.stat(|s| s.local_replies.inc());
@@ -1052,7 +1187,12 @@ impl Tm {
             };
             // branch_route: runs once per branch with $ru/$du/path/branch flags of that
             // branch; its header edits stay on this branch only; `drop` discards it.
+            // `$bavp` set by the branch route belong to this branch only.
+            let mut bavps = Bavps::new();
             if let Some(name) = &on_branch {
+                if let Some(st) = cx.state::<TmState>() {
+                    st.bavps.clear();
+                }
                 cx.set_ruri(&uri);
                 cx.set_dst_uri(&duri);
                 cx.set_path(&path);
@@ -1075,7 +1215,11 @@ impl Tm {
                 uri = cx.ruri().to_vec();
                 duri = cx.dst_uri().to_vec();
                 path = cx.path().to_vec();
+                if let Some(st) = cx.state::<TmState>() {
+                    bavps = std::mem::take(&mut st.bavps);
+                }
             }
+
             let id = self.new_branch_id(i);
             let b = BranchTarget {
                 uri: &uri,
@@ -1108,6 +1252,11 @@ impl Tm {
                         },
                     );
                     t.nbranches += 1;
+                    t.bdata.push(BranchData {
+                        uri: uri.as_slice().into(),
+                        bavps,
+                        ..BranchData::default()
+                    });
                     if t.rr.is_none() {
                         t.rr = rr;
                     }
@@ -1272,6 +1421,15 @@ pub(crate) struct TmState {
     cancel_reason: Option<Vec<u8>>,
     /// The branch whose reply an onreply route runs for.
     client: Option<ClientKey>,
+    /// `$T_branch_last_reply_code`: of the reply's branch (onreply), of the winning branch
+    /// (failure route).
+    last_code: Option<u16>,
+    /// `$T_ruri`: the R-URI of the winning branch in a failure route.
+    t_ruri: Option<Box<[u8]>>,
+    /// `$bavp` values of the current branch (branch route, onreply route, failure route).
+    bavps: Bavps,
+    /// `$T_fr_timeout`/`$T_fr_inv_timeout` given before the transaction exists.
+    timers: BranchTimers,
 }
 
 impl MsgState for TmState {
@@ -1809,6 +1967,221 @@ impl Call for TReplicate {
     }
 }
 
+/// `t_reply_with_body(code, reason, body)`: a stateful reply whose Content-Type comes from
+/// the `append_to_reply` headers (text/plain without one).
+#[derive(Debug)]
+struct TReplyWithBody {
+    code: Arg,
+    reason: Arg,
+    body: Arg,
+}
+
+impl Call for TReplyWithBody {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let Some(code) = text(cx, &self.code)
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=699).contains(c))
+        else {
+            cx.log(
+                -1,
+                b"ERROR: t_reply_with_body: reply code must be a number in 100..699",
+            );
+            return Ok(Ret(-1));
+        };
+        if cx.msg().and_then(SipMsg::method) == Some(Method::Ack) {
+            return Ok(Ret(-1));
+        }
+        let reason = text(cx, &self.reason);
+        let body = text(cx, &self.body);
+        let (i, sk) = match rt.tm.ensure_txn(&rt, cx) {
+            Ok(Some((i, sk, _))) => (i, sk),
+            Ok(None) => return Err(Stop::Exit),
+            Err(e) => return Ok(Ret(e)),
+        };
+        if let Some(st) = cx.state::<TmState>() {
+            st.code = code;
+        }
+        // The Content-Type line of the reply headers types the body; Content-Length is ours.
+        let mut extra = Vec::with_capacity(cx.reply_headers().len());
+        let mut ctype: Option<Vec<u8>> = None;
+        for line in cx.reply_headers().split_inclusive(|&c| c == b'\n') {
+            let (name, value) = match line.iter().position(|&c| c == b':') {
+                Some(p) => (line[..p].trim_ascii(), line[p + 1..].trim_ascii()),
+                None => (line.trim_ascii(), &b""[..]),
+            };
+            if name.eq_ignore_ascii_case(b"content-type") || name.eq_ignore_ascii_case(b"c") {
+                ctype = Some(value.to_vec());
+            } else if !(name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"l"))
+            {
+                extra.extend_from_slice(line);
+            }
+        }
+        let ct = ctype.unwrap_or_else(|| b"text/plain".to_vec());
+        let b = (!body.is_empty()).then_some((ct.as_slice(), body.as_bytes()));
+        let ok = rt
+            .tm
+            .reply_on_full(&rt, i, sk, code, reason.as_bytes(), &extra, b);
+        Ok(Ret(if ok { 1 } else { -1 }))
+    }
+}
+
+/// `$T_branch_last_reply_code`.
+#[derive(Debug)]
+struct BranchLastCodePv;
+
+impl ModulePv for BranchLastCodePv {
+    fn get(&self, cx: &mut MsgCx, _out: &mut Vec<u8>) -> Kind {
+        match cx.peek_state::<TmState>().and_then(|s| s.last_code) {
+            Some(c) => Kind::Int(i64::from(c)),
+            None => Kind::Null,
+        }
+    }
+}
+
+/// `$T_ruri`: the R-URI of the failed branch (failure route); elsewhere the request's.
+#[derive(Debug)]
+struct TRuriPv;
+
+impl ModulePv for TRuriPv {
+    fn get(&self, cx: &mut MsgCx, out: &mut Vec<u8>) -> Kind {
+        match cx.peek_state::<TmState>().and_then(|s| s.t_ruri.as_deref()) {
+            Some(u) => out.extend_from_slice(u),
+            None if cx.msg().is_some_and(|m| m.method().is_some()) => {
+                out.extend_from_slice(cx.ruri());
+            }
+            None => return Kind::Null,
+        }
+        Kind::Str
+    }
+}
+
+/// `$bavp(name)`: a value of the current branch (set in its branch route or its onreply
+/// route; read there and in the failure route of the branch that won).
+#[derive(Debug)]
+struct BavpPv {
+    name: Box<str>,
+}
+
+impl ModulePv for BavpPv {
+    fn get(&self, cx: &mut MsgCx, out: &mut Vec<u8>) -> Kind {
+        let v = cx
+            .peek_state::<TmState>()
+            .and_then(|s| s.bavps.iter().find(|(n, _)| **n == *self.name))
+            .map(|(_, v)| v);
+        match v {
+            Some(BVal::Int(i)) => Kind::Int(*i),
+            Some(BVal::Str(b)) => {
+                out.extend_from_slice(b);
+                Kind::Str
+            }
+            None => Kind::Null,
+        }
+    }
+
+    fn with_name(&self, name: &str) -> Option<Arc<dyn ModulePv>> {
+        Some(Arc::new(Self { name: name.into() }))
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn set(&self, cx: &mut MsgCx, kind: Kind, val: &[u8]) {
+        let Some(st) = cx.state::<TmState>() else {
+            return;
+        };
+        let v = match kind {
+            Kind::Null => {
+                st.bavps.retain(|(n, _)| **n != *self.name);
+                return;
+            }
+            Kind::Int(i) => BVal::Int(i),
+            _ => BVal::Str(val.into()),
+        };
+        match st.bavps.iter_mut().find(|(n, _)| **n == *self.name) {
+            Some(slot) => slot.1 = v,
+            None => st.bavps.push((self.name.clone(), v)),
+        }
+    }
+}
+
+/// `$T_fr_timeout` (`inv` false) and `$T_fr_inv_timeout` (`inv` true), in seconds: the
+/// timers of the current transaction's next branches; NULL or 0 restores the modparam.
+#[derive(Debug)]
+struct FrTimeoutPv {
+    inv: bool,
+}
+
+impl FrTimeoutPv {
+    fn pick(&self, t: &BranchTimers) -> Option<Duration> {
+        if self.inv { t.timer_c } else { t.fr_timeout }
+    }
+}
+
+impl ModulePv for FrTimeoutPv {
+    fn get(&self, cx: &mut MsgCx, _out: &mut Vec<u8>) -> Kind {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Kind::Null;
+        };
+        let own = match current(cx) {
+            Some((rt, i, sk)) => rt.tm.shard(i).lock().table.branch_timers(sk),
+            None => cx
+                .peek_state::<TmState>()
+                .map(|s| s.timers)
+                .unwrap_or_default(),
+        };
+        let (fr, fr_inv) = rt.tm.fr_default;
+        let d = self
+            .pick(&own)
+            .unwrap_or(if self.inv { fr_inv } else { fr });
+        Kind::Int(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn set(&self, cx: &mut MsgCx, kind: Kind, val: &[u8]) {
+        let secs = match kind {
+            Kind::Int(i) => Some(i),
+            Kind::Null => None,
+            _ => std::str::from_utf8(val)
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+        };
+        let d = secs
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        let apply = |t: &mut BranchTimers| {
+            if self.inv {
+                t.timer_c = d;
+            } else {
+                t.fr_timeout = d;
+            }
+        };
+        match current(cx) {
+            Some((rt, i, sk)) => {
+                let mut g = rt.tm.shard(i).lock();
+                let mut t = g.table.branch_timers(sk);
+                apply(&mut t);
+                g.table.set_branch_timers(sk, t);
+            }
+            None => {
+                if let Some(st) = cx.state::<TmState>() {
+                    apply(&mut st.timers);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ReplyCodePv;
 
@@ -1978,6 +2351,16 @@ pub(crate) fn register(r: &mut Registry) {
                 }),
             },
             FnDef {
+                sig: Sig::new("tm", "t_reply_with_body", "a,a,a", REQUEST | FAILURE),
+                build: Some(|mut a| {
+                    Ok(Box::new(TReplyWithBody {
+                        code: take(&mut a, 0),
+                        reason: take(&mut a, 1),
+                        body: take(&mut a, 2),
+                    }))
+                }),
+            },
+            FnDef {
                 sig: Sig::new("tm", "t_replicate", "a,a?", REQUEST),
                 build: Some(|mut a| {
                     Ok(Box::new(TReplicate {
@@ -1988,6 +2371,11 @@ pub(crate) fn register(r: &mut Registry) {
         ],
     });
     r.add_pv("T_reply_code", Arc::new(ReplyCodePv));
+    r.add_pv("T_branch_last_reply_code", Arc::new(BranchLastCodePv));
+    r.add_pv("T_ruri", Arc::new(TRuriPv));
+    r.add_pv("bavp", Arc::new(BavpPv { name: "".into() }));
+    r.add_pv("T_fr_timeout", Arc::new(FrTimeoutPv { inv: false }));
+    r.add_pv("T_fr_inv_timeout", Arc::new(FrTimeoutPv { inv: true }));
     r.add_pv("T_branch_idx", Arc::new(BranchIdxPv));
     r.add_pv("T_id", Arc::new(TIdPv));
 }

@@ -10,7 +10,7 @@ use sipox_sip_msg::{Method, ReplyOpts, SipMsg, build_ack_for_non2xx, build_cance
 use smallvec::SmallVec;
 
 use crate::aggregate::{BranchVerdict, ReplyAggregator, challenge_lines};
-use crate::config::{Trying, TxnConfig};
+use crate::config::{BranchTimers, Trying, TxnConfig};
 use crate::key::{ClientMatch, ServerMatch, client_match, method_class, server_match};
 use crate::slab::Slab;
 use crate::timer::{Entry, Slots, TimerHeap, TimerKind};
@@ -45,6 +45,8 @@ struct ServerTxn {
     cancel_hdrs: Bytes,
     /// Header lines (each ending in CRLF) added to the ACKs this table sends for its branches.
     ack_hdrs: Bytes,
+    /// Timer overrides for the branches created from now on.
+    branch_timers: Option<Box<BranchTimers>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,10 @@ struct ClientTxn {
     cancel: Cancel,
     /// A CANCEL this table generated: its responses are absorbed.
     internal: bool,
+    /// Timer C of this branch in milliseconds (0: none), restarted by provisionals.
+    timer_c_ms: u32,
+    /// A provisional response restarted timer C already.
+    c_restarted: bool,
 }
 
 impl ClientTxn {
@@ -425,6 +431,7 @@ impl TxnTable {
             cancelled: false,
             cancel_hdrs: Bytes::new(),
             ack_hdrs: Bytes::new(),
+            branch_timers: None,
         };
         let sk = ServerKey(self.servers.insert(txn));
         self.server_map.insert(key, sk);
@@ -586,10 +593,10 @@ impl TxnTable {
                 self.timers.disarm(&mut c.timers, 0);
                 self.timers.disarm(&mut c.timers, 1);
                 let pending_cancel = c.cancel == Cancel::Pending;
-                if code > 100
-                    && c.cancel == Cancel::No
-                    && let Some(tc) = self.cfg.timer_c
-                {
+                let restart = self.cfg.restart_timer_c || !c.c_restarted;
+                if code > 100 && c.cancel == Cancel::No && c.timer_c_ms > 0 && restart {
+                    c.c_restarted = true;
+                    let tc = Duration::from_millis(u64::from(c.timer_c_ms));
                     self.arm_client(ck, TimerKind::C, at(now, tc));
                 }
                 if pending_cancel {
@@ -870,6 +877,12 @@ impl TxnTable {
     ) -> ClientKey {
         let invite = key.method == Method::Invite;
         let key = key.detached();
+        let over = parent
+            .and_then(|(sk, _)| self.servers.get(sk.0))
+            .and_then(|s| s.branch_timers.as_deref().copied())
+            .unwrap_or_default();
+        let timer_c = over.timer_c.or(self.cfg.timer_c);
+        let timer_c_ms = timer_c.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
         let txn = ClientTxn {
             key: key.clone(),
             state: if invite {
@@ -886,17 +899,19 @@ impl TxnTable {
             provisional: false,
             cancel: Cancel::No,
             internal,
+            timer_c_ms,
+            c_restarted: false,
         };
         let ck = ClientKey(self.clients.insert(txn));
         self.client_map.insert(key, ck);
         let t1 = self.cfg.t1;
-        let t64 = self.cfg.timer_bf();
+        let t64 = over.fr_timeout.unwrap_or_else(|| self.cfg.timer_bf());
         if invite {
             if !dest.is_reliable() {
                 self.arm_client(ck, TimerKind::A, at(now, t1));
             }
             self.arm_client(ck, TimerKind::B, at(now, t64));
-            if let Some(c) = self.cfg.timer_c {
+            if let Some(c) = timer_c {
                 self.arm_client(ck, TimerKind::C, at(now, c));
             }
         } else {
@@ -933,6 +948,22 @@ impl TxnTable {
         if let Some(s) = self.servers.get_mut(sk.0) {
             s.cancel_hdrs = hdrs;
         }
+    }
+
+    /// Timers B/F and C for the branches `sk` creates from now on (branches already sent
+    /// keep theirs); `BranchTimers::default()` goes back to the configuration's.
+    pub fn set_branch_timers(&mut self, sk: ServerKey, t: BranchTimers) {
+        if let Some(s) = self.servers.get_mut(sk.0) {
+            s.branch_timers = (t != BranchTimers::default()).then(|| Box::new(t));
+        }
+    }
+
+    /// The branch timer overrides of `sk` (default: none).
+    pub fn branch_timers(&self, sk: ServerKey) -> BranchTimers {
+        self.servers
+            .get(sk.0)
+            .and_then(|s| s.branch_timers.as_deref().copied())
+            .unwrap_or_default()
     }
 
     /// Header lines (each ending in CRLF) that the ACKs of `sk`'s branches (to their negative

@@ -923,3 +923,184 @@ fn t_cancel_branch_others_and_all() {
         }
     }
 }
+
+#[test]
+fn t_reply_with_body_sends_a_stateful_reply_with_the_body() {
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  append_to_reply(\"Content-Type: application/sdp\\r\\nX-Extra: 1\\r\\n\");\n  \
+         t_reply_with_body(200, \"OK Body\", \"v=0\\r\\ns=sipox\\r\\n\");",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let req = request("OPTIONS", "sip:bob@127.0.0.1", port, "rwb1");
+    uac.send_to(&req, addr).unwrap();
+    let (r, _) = recv_from(&uac);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.reason(), b"OK Body");
+    assert_eq!(
+        header(&r, "Content-Type").as_deref(),
+        Some("application/sdp")
+    );
+    assert_eq!(header(&r, "X-Extra").as_deref(), Some("1"));
+    assert_eq!(r.body(), b"v=0\r\ns=sipox\r\n");
+    assert_eq!(header(&r, "Content-Length").as_deref(), Some("14"));
+    assert!(header(&r, "To").unwrap().contains(";tag="));
+    // Stateful: the retransmission gets the same reply again (same To tag).
+    uac.send_to(&req, addr).unwrap();
+    let (r2, _) = recv_from(&uac);
+    assert_eq!(r2.raw(), r.raw());
+}
+
+#[test]
+fn branch_pvs_t_ruri_last_reply_code_and_bavp_follow_their_branch() {
+    // Two parallel branches; the branch route gives each a $bavp(who); the onreply route
+    // shows the branch's $bavp and last reply code and records one more $bavp; the failure
+    // route sees the winning (486) branch's R-URI, last code and branch AVPs.
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!(
+            "  append_branch(\"sip:carol@127.0.0.1:{p2}\");\n  t_on_branch(\"b\");\n  \
+             t_on_reply(\"r\");\n  t_on_failure(\"f\");\n  t_relay();\n}}\n\
+             branch_route[b] {{\n  $bavp(who) = $rU;\n}}\n\
+             onreply_route[r] {{\n  \
+             append_hf(\"X-Last: $T_branch_last_reply_code who=$bavp(who)\\r\\n\");\n  \
+             $bavp(seen) = $T_branch_last_reply_code;\n}}\n\
+             failure_route[f] {{\n  \
+             t_reply(599, \"ruri=$T_ruri last=$T_branch_last_reply_code who=$bavp(who) seen=$bavp(seen)\");"
+        ),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p1}");
+    uac.send_to(&request("INVITE", &ruri, port, "bpv1"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    let (inv2, from2) = recv_from(&uas2);
+    answer(&uas1, &inv1, from1, 180, "Ringing");
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(180));
+    assert_eq!(header(&r, "X-Last").as_deref(), Some("180 who=bob"));
+    answer(&uas2, &inv2, from2, 183, "Progress");
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(183));
+    assert_eq!(header(&r, "X-Last").as_deref(), Some("183 who=carol"));
+    answer(&uas2, &inv2, from2, 503, "Unavailable");
+    answer(&uas1, &inv1, from1, 486, "Busy Here");
+    let fin = recv_skip_100(&uac);
+    assert_eq!(fin.status(), Some(599));
+    assert_eq!(
+        String::from_utf8_lossy(fin.reason()),
+        format!("ruri={ruri} last=486 who=bob seen=486")
+    );
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn t_fr_timeout_pvs_read_and_set_the_transactions_timers() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_timeout\", 10)\nmodparam(\"tm\", \"fr_inv_timeout\", 60)",
+        "  append_hf(\"X-Before: $T_fr_timeout/$T_fr_inv_timeout\\r\\n\");\n  \
+         $T_fr_inv_timeout = 1;\n  t_newtran();\n  $T_fr_timeout = 3;\n  \
+         append_hf(\"X-After: $T_fr_timeout/$T_fr_inv_timeout\\r\\n\");\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    uac.send_to(&request("INVITE", &ruri, port, "frt1"), addr)
+        .unwrap();
+    let (inv, from) = recv_from(&uas);
+    assert_eq!(header(&inv, "X-Before").as_deref(), Some("10/60"));
+    assert_eq!(header(&inv, "X-After").as_deref(), Some("3/1"));
+    let t0 = Instant::now();
+    answer(&uas, &inv, from, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    // fr_inv of this transaction: 1 s, not 60.
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(408));
+    let e = t0.elapsed();
+    assert!(
+        e >= Duration::from_millis(900) && e < Duration::from_secs(3),
+        "{e:?}"
+    );
+    let (cancel, _) = recv_from(&uas);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn restart_fr_on_each_reply_decides_whether_provisionals_restart_fr_inv() {
+    for restart in [0, 1] {
+        let uas = udp();
+        let p = uas.local_addr().unwrap().port();
+        let (_s, addr) = start(&tm_cfg(
+            &format!(
+                "modparam(\"tm\", \"fr_inv_timeout\", 2)\n\
+                 modparam(\"tm\", \"restart_fr_on_each_reply\", {restart})"
+            ),
+            "  t_relay();",
+        ));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        let ruri = format!("sip:bob@127.0.0.1:{p}");
+        uac.send_to(
+            &request("INVITE", &ruri, port, &format!("rfr{restart}")),
+            addr,
+        )
+        .unwrap();
+        let (inv, from) = recv_from(&uas);
+        let t0 = Instant::now();
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        std::thread::sleep(Duration::from_millis(1500).saturating_sub(t0.elapsed()));
+        answer(&uas, &inv, from, 183, "Progress");
+        assert_eq!(recv_skip_100(&uac).status(), Some(183));
+        let r = recv_skip_100(&uac);
+        assert_eq!(r.status(), Some(408));
+        let e = t0.elapsed();
+        if restart == 0 {
+            // 2 s after the 180.
+            assert!(
+                e >= Duration::from_millis(1900) && e < Duration::from_millis(2900),
+                "{e:?}"
+            );
+        } else {
+            // 2 s after the 183.
+            assert!(e >= Duration::from_millis(3400), "{e:?}");
+        }
+    }
+}
+
+#[test]
+fn onreply_avp_mode_keeps_or_discards_reply_route_avp_changes() {
+    for (mode, expect) in [(0, "n=0"), (1, "n=3")] {
+        let uas = udp();
+        let p = uas.local_addr().unwrap().port();
+        let (_s, addr) = start(&tm_cfg(
+            &format!("modparam(\"tm\", \"onreply_avp_mode\", {mode})"),
+            "  $avp(n) = 0;\n  t_on_reply(\"r\");\n  t_on_failure(\"f\");\n  t_relay();\n}\n\
+             onreply_route[r] {\n  $avp(n) = $avp(n) + 1;\n}\n\
+             failure_route[f] {\n  t_reply(599, \"n=$avp(n)\");",
+        ));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        let ruri = format!("sip:bob@127.0.0.1:{p}");
+        uac.send_to(&request("INVITE", &ruri, port, &format!("oam{mode}")), addr)
+            .unwrap();
+        let (inv, from) = recv_from(&uas);
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        answer(&uas, &inv, from, 183, "Progress");
+        assert_eq!(recv_skip_100(&uac).status(), Some(183));
+        answer(&uas, &inv, from, 486, "Busy Here");
+        let fin = recv_skip_100(&uac);
+        assert_eq!(fin.status(), Some(599));
+        assert_eq!(fin.reason(), expect.as_bytes(), "mode {mode}");
+    }
+}

@@ -15,13 +15,16 @@
 //! Script functions: `t_relay`, `t_newtran`, `t_check_trans`, `t_reply`, `t_on_failure`,
 //! `t_on_reply`, `t_on_branch`, `t_was_cancelled`, `t_check_status`, `t_local_replied`,
 //! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`,
-//! `t_reply_by_callid`, `t_replicate`, `t_reply_with_body`; the pseudo-variables
-//! `$T_reply_code`, `$T_branch_idx`, `$T_id`, `$T_branch_last_reply_code`, `$T_ruri` (the
+//! `t_reply_by_callid`, `t_replicate`, `t_reply_with_body`, `t_new_request` (a request of
+//! tm's own whose replies stay here; `ctx` is `$avp(uac_ctx)` in the local route); the
+//! pseudo-variables `$T_reply_code`, `$T_branch_idx`, `$T_id`, `$T_branch_last_reply_code`, `$T_ruri` (the
 //! winning branch's R-URI in a failure route), `$bavp(name)` (branch AVPs: set in a branch
 //! route or an onreply route, read there and in the failure route of the winning branch) and
 //! the writable `$T_fr_timeout`/`$T_fr_inv_timeout` (timers B/F and C of the transaction's
 //! next branches, per transaction in the table); the MI commands `t_reply` and `t_uac_dlg`
-//! ([`mi`]). Modparams: `fr_timeout`, `fr_inv_timeout`, `T1_timer`, `T2_timer`,
+//! ([`mi`]). `local_route` runs over every request tm builds itself (`t_new_request`, MI
+//! `t_uac_dlg`) in a script context of its own: its header changes go out, `drop` stops the
+//! request. Modparams: `fr_timeout`, `fr_inv_timeout`, `T1_timer`, `T2_timer`,
 //! `disable_6xx_block`, `auto_100trying`, `restart_fr_on_each_reply` (off: only the first
 //! provisional restarts fr_inv) and `onreply_avp_mode` (1: AVP changes of onreply routes go
 //! back to the transaction; 0: they are dropped, though the routes still read the
@@ -1288,6 +1291,167 @@ impl Tm {
     }
 }
 
+/// Header lines as MI (or a script) gives them (real CRLFs, bare LFs or escaped `\r\n`), CRLF-ended.
+pub(crate) fn lines(s: &str) -> Vec<String> {
+    s.replace("\\r\\n", "\n")
+        .replace("\r\n", "\n")
+        .split('\n')
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && *l != ".")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn name_of(line: &str) -> String {
+    line.split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+pub(crate) fn has(ls: &[String], long: &str, short: &str) -> bool {
+    ls.iter().any(|l| {
+        let n = name_of(l);
+        n == long || n == short
+    })
+}
+
+/// A request tm sends on its own (MI `t_uac_dlg`, `t_new_request`): header lines without
+/// CRLF; From and To are among them.
+pub(crate) struct UacRequest<'a> {
+    method: &'a str,
+    ruri: &'a str,
+    hdrs: &'a [String],
+    next_hop: Option<&'a str>,
+    socket: Option<&'a str>,
+    body: Option<&'a str>,
+    /// `t_new_request`'s context: `$avp(uac_ctx)` in the local route.
+    ctx: Option<&'a str>,
+}
+
+/// Why a local request did not go out.
+#[derive(Debug)]
+pub(crate) enum UacError {
+    /// The next hop is no usable SIP URI or does not resolve.
+    BadHop,
+    /// No (such) local socket for it.
+    NoSocket,
+    /// The transaction could not start.
+    Failed,
+    /// The local route dropped it.
+    Dropped,
+}
+
+impl Tm {
+    /// Builds a request of tm's own (Via with a new branch, From tag, Call-ID, CSeq,
+    /// Max-Forwards when missing), runs `local_route` over it (header changes go out, `drop`
+    /// stops it) and starts its client transaction; `local` says where its replies go.
+    fn send_local(
+        &self,
+        rt: &Arc<Runtime>,
+        r: &UacRequest<'_>,
+        local: Local,
+    ) -> Result<(), UacError> {
+        let hop = r.next_hop.unwrap_or(r.ruri);
+        let u = sipox_sip_msg::uri(hop.as_bytes()).map_err(|_| UacError::BadHop)?;
+        let target = sipox_proxy::request_target(&u).map_err(|_| UacError::BadHop)?;
+        let (addr, transport) = match target.socket_addr() {
+            Some(a) => (a, target.transport),
+            None => crate::fns::resolve_name(rt, &target).ok_or(UacError::BadHop)?,
+        };
+        let tx = rt.transports().ok_or(UacError::Failed)?;
+        let sock = match r.socket {
+            Some(s) => tx
+                .sockets()
+                .iter()
+                .find(|si| {
+                    let spec = format!("{}:{}", si.proto.as_str(), si.local);
+                    spec.eq_ignore_ascii_case(s.trim()) || si.local.to_string() == s.trim()
+                })
+                .ok_or(UacError::NoSocket)?,
+            None => tx
+                .socket_for(proto_of(transport), &addr)
+                .ok_or(UacError::NoSocket)?,
+        };
+        let (host, port) = match &sock.advertised {
+            Some((h, p)) => (h.clone(), *p),
+            None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
+        };
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let i = usize::try_from(n % SHARDS as u64).unwrap_or(0);
+        let branch = self.new_branch_id(i);
+        let method = r.method;
+        let mut req = format!("{method} {} SIP/2.0\r\n", r.ruri);
+        req.push_str(&format!(
+            "Via: {}\r\n",
+            sipox_proxy::via_value(transport, &host, port, &branch, false)
+        ));
+        if !has(r.hdrs, "max-forwards", "") {
+            req.push_str("Max-Forwards: 70\r\n");
+        }
+        for l in r.hdrs {
+            let name = name_of(l);
+            if name == "content-length" || name == "l" {
+                continue;
+            }
+            req.push_str(l);
+            if (name == "from" || name == "f") && !l.to_ascii_lowercase().contains(";tag=") {
+                req.push_str(&format!(";tag={:x}{n:x}", self.seed & 0xff_ffff));
+            }
+            req.push_str("\r\n");
+        }
+        if !has(r.hdrs, "call-id", "i") {
+            req.push_str(&format!(
+                "Call-ID: {:x}-{n:x}@{host}\r\n",
+                self.seed & 0xff_ffff
+            ));
+        }
+        if !has(r.hdrs, "cseq", "") {
+            req.push_str(&format!("CSeq: 1 {method}\r\n"));
+        }
+        let body = r.body.unwrap_or_default();
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        let mut bytes = Bytes::from(req.into_bytes());
+        let prog = rt.program();
+        if prog.route(RouteKind::Local, None).is_some() {
+            let msg = SipMsg::parse(bytes).map_err(|_| UacError::Failed)?;
+            // A context of its own: this may run inside another route's script call.
+            let mut cx = crate::runtime::new_cx(rt, &prog);
+            cx.set_time_us(crate::runtime::now_us());
+            cx.set_message(msg);
+            if let Some(c) = r.ctx {
+                cx.push_avp_str("uac_ctx", c.as_bytes());
+            }
+            match cx.run_route(RouteKind::Local, None) {
+                Outcome::Drop => return Err(UacError::Dropped),
+                Outcome::Error(e) => {
+                    rt.log
+                        .log(crate::logging::L_ERR, &format!("local_route: {e}"));
+                }
+                _ => {}
+            }
+            let m = cx.take_message().ok_or(UacError::Failed)?;
+            bytes = written(&m);
+        }
+        let r = {
+            let mut g = self.shard(i).lock();
+            let r = g
+                .table
+                .send_request(now(), bytes, Peer { transport, addr }, None);
+            if let Ok(ck) = r {
+                g.locals.insert(ck, local);
+            }
+            r
+        };
+        // Events are dispatched by the caller once no script runs (MI: at once).
+        self.pump(rt, i);
+        r.map_err(|_| UacError::Failed)?;
+        self.stat(|s| s.uac.inc());
+        Ok(())
+    }
+}
+
 /// The message as written with the script's edits (R-URI change excluded).
 fn written(msg: &SipMsg) -> Bytes {
     let mut v = Vec::with_capacity(msg.raw().len() + 128);
@@ -2031,6 +2195,85 @@ impl Call for TReplyWithBody {
     }
 }
 
+/// `t_new_request(method, RURI, from, to [, body [, ctx]])`: a new request of tm's own
+/// towards the RURI (its replies are absorbed). From/To are `[display ]URI`; the body is
+/// `content-type body`; `ctx` is `$avp(uac_ctx)` in the local route.
+#[derive(Debug)]
+struct TNewRequest {
+    method: Arg,
+    ruri: Arg,
+    from: Arg,
+    to: Arg,
+    body: Arg,
+    ctx: Arg,
+}
+
+/// `[display ]URI` as a From/To value: `display <URI>`.
+fn name_addr(s: &str) -> String {
+    let s = s.trim();
+    if s.contains('<') {
+        return s.to_owned();
+    }
+    match s.rsplit_once(char::is_whitespace) {
+        Some((d, u)) => format!("{} <{}>", d.trim(), u.trim()),
+        None => format!("<{s}>"),
+    }
+}
+
+impl Call for TNewRequest {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let method = text(cx, &self.method).trim().to_owned();
+        let ruri = text(cx, &self.ruri).trim().to_owned();
+        if method.is_empty()
+            || !method.bytes().all(|c| c.is_ascii_alphabetic())
+            || sipox_sip_msg::uri(ruri.as_bytes()).is_err()
+        {
+            cx.log(-1, b"ERROR: t_new_request: bad method or RURI");
+            return Ok(Ret(-1));
+        }
+        let from = name_addr(&text(cx, &self.from));
+        let to = name_addr(&text(cx, &self.to));
+        let mut hdrs = vec![format!("From: {from}"), format!("To: {to}")];
+        let body_arg = match &self.body {
+            Arg::None => String::new(),
+            a => text(cx, a),
+        };
+        let body = match body_arg.trim_start().split_once(char::is_whitespace) {
+            Some((ct, b)) if !b.is_empty() => {
+                hdrs.push(format!("Content-Type: {ct}"));
+                Some(b.to_owned())
+            }
+            _ => None,
+        };
+        let ctx = match &self.ctx {
+            Arg::None => None,
+            a => Some(text(cx, a)),
+        };
+        let req = UacRequest {
+            method: &method,
+            ruri: &ruri,
+            hdrs: &hdrs,
+            next_hop: None,
+            socket: None,
+            body: body.as_deref(),
+            ctx: ctx.as_deref(),
+        };
+        match rt.tm.send_local(&rt, &req, Local::Replica) {
+            Ok(()) => Ok(Ret(1)),
+            Err(e) => {
+                cx.log(
+                    -1,
+                    format!("ERROR: t_new_request: not sent ({e:?})").as_bytes(),
+                );
+                Ok(Ret(-1))
+            }
+        }
+    }
+}
+
 /// `$T_branch_last_reply_code`.
 #[derive(Debug)]
 struct BranchLastCodePv;
@@ -2361,6 +2604,19 @@ pub(crate) fn register(r: &mut Registry) {
                 }),
             },
             FnDef {
+                sig: Sig::new("tm", "t_new_request", "a,a,a,a,a?,a?", route_mask::ALL),
+                build: Some(|mut a| {
+                    Ok(Box::new(TNewRequest {
+                        method: take(&mut a, 0),
+                        ruri: take(&mut a, 1),
+                        from: take(&mut a, 2),
+                        to: take(&mut a, 3),
+                        body: take(&mut a, 4),
+                        ctx: take(&mut a, 5),
+                    }))
+                }),
+            },
+            FnDef {
                 sig: Sig::new("tm", "t_replicate", "a,a?", REQUEST),
                 build: Some(|mut a| {
                     Ok(Box::new(TReplicate {
@@ -2390,40 +2646,14 @@ pub(crate) mod mi {
     use serde_json::{Value, json};
     use sipox_mi::{MiCx, MiError, MiParams};
     use sipox_sip_msg::SipMsg;
-    use sipox_txn::{Peer, ServerKey};
+    use sipox_txn::ServerKey;
 
-    use super::{Local, SHARDS, now};
-    use crate::runtime::{Runtime, proto_of};
+    use super::{Local, SHARDS, UacError, UacRequest, has, lines, name_of, now};
+    use crate::runtime::Runtime;
 
     fn runtime(cx: &MiCx<'_>) -> Result<Arc<Runtime>, MiError> {
         cx.get::<Runtime>()
             .ok_or_else(|| MiError::server_error("the SIP runtime is not running"))
-    }
-
-    /// Header lines as MI gives them (real CRLFs, bare LFs or escaped `\r\n`), CRLF-ended.
-    fn lines(s: &str) -> Vec<String> {
-        s.replace("\\r\\n", "\n")
-            .replace("\r\n", "\n")
-            .split('\n')
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty() && *l != ".")
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn name_of(line: &str) -> String {
-        line.split(':')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    }
-
-    fn has(ls: &[String], long: &str, short: &str) -> bool {
-        ls.iter().any(|l| {
-            let n = name_of(l);
-            n == long || n == short
-        })
     }
 
     /// `t_reply code reason trans_id to_tag [new_headers] [body]`: a reply on a pending
@@ -2523,88 +2753,30 @@ pub(crate) mod mi {
         if !has(&hdrs, "to", "t") {
             return Err(MiError::with_data(400, "To missing", ""));
         }
-        let hop = next_hop.as_deref().unwrap_or(&ruri);
-        let bad_hop = || MiError::with_data(400, "Invalid NEXTHOP", "");
-        let u = sipox_sip_msg::uri(hop.as_bytes()).map_err(|_| bad_hop())?;
-        let target = sipox_proxy::request_target(&u).map_err(|_| bad_hop())?;
-        let (addr, transport) = match target.socket_addr() {
-            Some(a) => (a, target.transport),
-            None => crate::fns::resolve_name(&rt, &target).ok_or_else(bad_hop)?,
-        };
-        let tx = rt
-            .transports()
-            .ok_or_else(|| MiError::server_error("no transports"))?;
-        let sock = match &socket {
-            Some(s) => tx
-                .sockets()
-                .iter()
-                .find(|si| {
-                    let spec = format!("{}:{}", si.proto.as_str(), si.local);
-                    spec.eq_ignore_ascii_case(s.trim()) || si.local.to_string() == s.trim()
-                })
-                .ok_or_else(|| MiError::with_data(404, "Local socket not found", ""))?,
-            None => tx
-                .socket_for(proto_of(transport), &addr)
-                .ok_or_else(|| MiError::with_data(404, "Local socket not found", ""))?,
-        };
-        let (host, port) = match &sock.advertised {
-            Some((h, p)) => (h.clone(), *p),
-            None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
-        };
-        let tm = &rt.tm;
-        let n = tm.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let i = usize::try_from(n % SHARDS as u64).unwrap_or(0);
-        let branch = tm.new_branch_id(i);
-        let mut req = format!("{method} {ruri} SIP/2.0\r\n");
-        req.push_str(&format!(
-            "Via: {}\r\n",
-            sipox_proxy::via_value(transport, &host, port, &branch, false)
-        ));
-        if !has(&hdrs, "max-forwards", "") {
-            req.push_str("Max-Forwards: 70\r\n");
-        }
-        for l in &hdrs {
-            let name = name_of(l);
-            if name == "content-length" || name == "l" {
-                continue;
-            }
-            req.push_str(l);
-            if (name == "from" || name == "f") && !l.to_ascii_lowercase().contains(";tag=") {
-                req.push_str(&format!(";tag={:x}{n:x}", tm.seed & 0xff_ffff));
-            }
-            req.push_str("\r\n");
-        }
-        if !has(&hdrs, "call-id", "i") {
-            req.push_str(&format!(
-                "Call-ID: {:x}-{n:x}@{host}\r\n",
-                tm.seed & 0xff_ffff
-            ));
-        }
-        if !has(&hdrs, "cseq", "") {
-            req.push_str(&format!("CSeq: 1 {method}\r\n"));
-        }
-        let body = body.unwrap_or_default();
-        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         let (send, recv) = std::sync::mpsc::channel();
-        let r = {
-            let mut g = tm.shard(i).lock();
-            let r = g.table.send_request(
-                now(),
-                bytes::Bytes::from(req.into_bytes()),
-                Peer { transport, addr },
-                None,
-            );
-            if let Ok(ck) = r {
-                g.locals.insert(ck, Local::Uac(send));
-            }
-            r
+        let req = UacRequest {
+            method: &method,
+            ruri: &ruri,
+            hdrs: &hdrs,
+            next_hop: next_hop.as_deref(),
+            socket: socket.as_deref(),
+            body: body.as_deref(),
+            ctx: None,
         };
-        tm.pump(&rt, i);
-        tm.dispatch_pending(&rt);
-        if r.is_err() {
-            return Ok(json!({ "Status": "500 MI/UAC failed" }));
+        let sent = rt.tm.send_local(&rt, &req, Local::Uac(send));
+        rt.tm.dispatch_pending(&rt);
+        match sent {
+            Ok(()) => {}
+            Err(UacError::BadHop) => {
+                return Err(MiError::with_data(400, "Invalid NEXTHOP", ""));
+            }
+            Err(UacError::NoSocket) => {
+                return Err(MiError::with_data(404, "Local socket not found", ""));
+            }
+            Err(UacError::Failed | UacError::Dropped) => {
+                return Ok(json!({ "Status": "500 MI/UAC failed" }));
+            }
         }
-        tm.stat(|s| s.uac.inc());
         // Timer B/F or fr_inv_timeout end the transaction with a 408 well before this.
         match recv.recv_timeout(Duration::from_secs(600)) {
             Ok(Ok(m)) => Ok(reply_json(&m)),

@@ -1104,3 +1104,85 @@ fn onreply_avp_mode_keeps_or_discards_reply_route_avp_changes() {
         assert_eq!(fin.reason(), expect.as_bytes(), "mode {mode}");
     }
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the MI call's clock
+fn t_new_request_and_mi_t_uac_dlg_go_through_local_route() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (s, addr) = start(&tm_cfg(
+        "",
+        &format!(
+            "  if ($rU == \"drop\") $var(u) = \"dropme\"; else $var(u) = \"alice\";\n  \
+             if (t_new_request(\"MESSAGE\", \"sip:$var(u)@127.0.0.1:{p}\", \
+             \"BOB sip:bob@sipox.test\", \"sip:alice@sipox.test\", \
+             \"text/plain Hello Alice!\", \"ctx-$si\"))\n    \
+             sl_send_reply(200, \"Sent\");\n  else\n    sl_send_reply(500, \"Not sent\");\n}}\n\
+             local_route {{\n  if ($rU == \"dropme\") drop;\n  \
+             append_hf(\"X-Local: $rm $avp(uac_ctx)\\r\\n\");"
+        ),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(&request("OPTIONS", "sip:go@127.0.0.1", port, "tnr1"), addr)
+        .unwrap();
+    let (m, from) = recv_from(&uas);
+    assert_eq!(m.method(), Some(Method::Message));
+    assert_eq!(m.ruri_raw(), format!("sip:alice@127.0.0.1:{p}").as_bytes());
+    let f = header(&m, "From").unwrap();
+    assert!(f.starts_with("BOB <sip:bob@sipox.test>;tag="), "{f}");
+    assert_eq!(header(&m, "To").as_deref(), Some("<sip:alice@sipox.test>"));
+    assert_eq!(header(&m, "Content-Type").as_deref(), Some("text/plain"));
+    assert_eq!(m.body(), b"Hello Alice!");
+    assert_eq!(
+        header(&m, "X-Local").as_deref(),
+        Some("MESSAGE ctx-127.0.0.1")
+    );
+    assert!(m.call_id().is_some() && m.cseq().is_ok());
+    let (r, _) = recv_from(&uac);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.reason(), b"Sent");
+    // The UAS's reply ends at tm; no retransmission follows it.
+    answer(&uas, &m, from, 200, "OK");
+    uas.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(
+        uas.recv_from(&mut buf).is_err(),
+        "answered: no retransmission"
+    );
+    uac.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(uac.recv_from(&mut buf).is_err(), "the reply stays in tm");
+
+    // local_route drops it: nothing is sent and t_new_request fails.
+    uac.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    uac.send_to(
+        &request("OPTIONS", "sip:drop@127.0.0.1", port, "tnr2"),
+        addr,
+    )
+    .unwrap();
+    let (r, _) = recv_from(&uac);
+    assert_eq!(r.status(), Some(500));
+    assert!(uas.recv_from(&mut buf).is_err(), "dropped in local_route");
+
+    // MI t_uac_dlg requests go through local_route too.
+    uas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let call = std::thread::spawn(move || {
+        s.mi.call(
+            "t_uac_dlg",
+            &serde_json::json!({
+                "method": "OPTIONS",
+                "ruri": format!("sip:bob@127.0.0.1:{p}"),
+                "headers": "From: <sip:mi@sipox>\r\nTo: <sip:bob@example.com>\r\n",
+            }),
+            std::time::SystemTime::now(),
+        )
+    });
+    let (req, from) = recv_from(&uas);
+    assert_eq!(req.method(), Some(Method::Options));
+    assert_eq!(header(&req, "X-Local").as_deref(), Some("OPTIONS <null>"));
+    answer(&uas, &req, from, 200, "OK");
+    let v = call.join().unwrap().unwrap();
+    assert_eq!(v["Status"], "200 OK");
+}

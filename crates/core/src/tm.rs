@@ -336,6 +336,8 @@ pub(crate) struct TmStats {
 thread_local! {
     /// Events waiting for a point where no script runs on this thread.
     static PENDING: RefCell<VecDeque<(usize, TxnEvent)>> = const { RefCell::new(VecDeque::new()) };
+    /// `local_route` runs on this thread (no nested run for requests it makes).
+    static IN_LOCAL_ROUTE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Granularity of the tm timer thread (OpenSIPS's utimer ticks at 100 ms).
@@ -1414,7 +1416,8 @@ impl Tm {
         req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         let mut bytes = Bytes::from(req.into_bytes());
         let prog = rt.program();
-        if prog.route(RouteKind::Local, None).is_some() {
+        // A request made from within local_route itself does not run it again.
+        if prog.route(RouteKind::Local, None).is_some() && !IN_LOCAL_ROUTE.get() {
             let msg = SipMsg::parse(bytes).map_err(|_| UacError::Failed)?;
             // A context of its own: this may run inside another route's script call.
             let mut cx = crate::runtime::new_cx(rt, &prog);
@@ -1423,7 +1426,10 @@ impl Tm {
             if let Some(c) = r.ctx {
                 cx.push_avp_str("uac_ctx", c.as_bytes());
             }
-            match cx.run_route(RouteKind::Local, None) {
+            IN_LOCAL_ROUTE.set(true);
+            let out = cx.run_route(RouteKind::Local, None);
+            IN_LOCAL_ROUTE.set(false);
+            match out {
                 Outcome::Drop => return Err(UacError::Dropped),
                 Outcome::Error(e) => {
                     rt.log

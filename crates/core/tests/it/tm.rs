@@ -1119,6 +1119,8 @@ fn t_new_request_and_mi_t_uac_dlg_go_through_local_route() {
              \"text/plain Hello Alice!\", \"ctx-$si\"))\n    \
              sl_send_reply(200, \"Sent\");\n  else\n    sl_send_reply(500, \"Not sent\");\n}}\n\
              local_route {{\n  if ($rU == \"dropme\") drop;\n  \
+             if ($rm == \"MESSAGE\") t_new_request(\"NOTIFY\", \"sip:copy@127.0.0.1:{p}\", \
+             \"sip:a@sipox.test\", \"sip:b@sipox.test\");\n  \
              append_hf(\"X-Local: $rm $avp(uac_ctx)\\r\\n\");"
         ),
     ));
@@ -1126,6 +1128,12 @@ fn t_new_request_and_mi_t_uac_dlg_go_through_local_route() {
     let port = uac.local_addr().unwrap().port();
     uac.send_to(&request("OPTIONS", "sip:go@127.0.0.1", port, "tnr1"), addr)
         .unwrap();
+    // A request made in local_route goes out without running local_route again.
+    let (n, nfrom) = recv_from(&uas);
+    assert_eq!(n.method(), Some(Method::Notify));
+    assert_eq!(n.ruri_raw(), format!("sip:copy@127.0.0.1:{p}").as_bytes());
+    assert_eq!(header(&n, "X-Local"), None);
+    answer(&uas, &n, nfrom, 200, "OK");
     let (m, from) = recv_from(&uas);
     assert_eq!(m.method(), Some(Method::Message));
     assert_eq!(m.ruri_raw(), format!("sip:alice@127.0.0.1:{p}").as_bytes());

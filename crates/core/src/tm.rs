@@ -25,8 +25,8 @@
 //! ([`mi`]). `local_route` runs over every request tm builds itself (`t_new_request`, MI
 //! `t_uac_dlg`) in a script context of its own: its header changes go out, `drop` stops the
 //! request. Modparams: `fr_timeout`, `fr_inv_timeout`, `T1_timer`, `T2_timer`,
-//! `disable_6xx_block`, `auto_100trying`, `restart_fr_on_each_reply` (off: only the first
-//! provisional restarts fr_inv) and `onreply_avp_mode` (1: AVP changes of onreply routes go
+//! `disable_6xx_block`, `auto_100trying`, `restart_fr_on_each_reply` (off: a provisional
+//! restarts fr_inv only with a higher code than the branch had) and `onreply_avp_mode` (1: AVP changes of onreply routes go
 //! back to the transaction; 0: they are dropped, though the routes still read the
 //! transaction's AVPs).
 
@@ -68,7 +68,7 @@ pub(crate) struct TmParams {
     t2: Duration,
     disable_6xx_block: bool,
     auto_100trying: bool,
-    /// `restart_fr_on_each_reply`: every provisional restarts fr_inv (else only the first).
+    /// `restart_fr_on_each_reply`: every provisional restarts fr_inv (else only a higher one).
     restart_fr_on_each_reply: bool,
     /// `onreply_avp_mode`: AVP changes of onreply routes are kept in the transaction.
     onreply_avp_mode: bool,

@@ -46,7 +46,8 @@ pub struct TxnConfig {
     /// `fr_inv_timeout` hits, instead of waiting for the CANCEL's outcome (RFC 3261 §16.8).
     pub timer_c_fails_at_once: bool,
     /// Every provisional response (above 100) restarts timer C (OpenSIPS's
-    /// `restart_fr_on_each_reply`, on by default); off: only the first one does.
+    /// `restart_fr_on_each_reply`, on by default); off: only one with a higher code than the
+    /// branch had so far (and at least 180 unless it is the first) does.
     pub restart_timer_c: bool,
     /// `Server:` value for the replies the table builds itself (100 Trying, local replies,
     /// local failures): OpenSIPS's `server_header` when `server_signature` is on.

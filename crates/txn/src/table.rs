@@ -76,8 +76,8 @@ struct ClientTxn {
     internal: bool,
     /// Timer C of this branch in milliseconds (0: none), restarted by provisionals.
     timer_c_ms: u32,
-    /// A provisional response restarted timer C already.
-    c_restarted: bool,
+    /// The highest provisional code received (0: none), for `restart_timer_c` off.
+    last_prov: u16,
 }
 
 impl ClientTxn {
@@ -593,9 +593,13 @@ impl TxnTable {
                 self.timers.disarm(&mut c.timers, 0);
                 self.timers.disarm(&mut c.timers, 1);
                 let pending_cancel = c.cancel == Cancel::Pending;
-                let restart = self.cfg.restart_timer_c || !c.c_restarted;
+                // Without restart_timer_c (OpenSIPS's restart_fr_on_each_reply 0), only a
+                // provisional above the last one (and 180 or more after a first) restarts C.
+                let last = c.last_prov;
+                let restart =
+                    self.cfg.restart_timer_c || (code > last && (code >= 180 || last == 0));
+                c.last_prov = c.last_prov.max(code);
                 if code > 100 && c.cancel == Cancel::No && c.timer_c_ms > 0 && restart {
-                    c.c_restarted = true;
                     let tc = Duration::from_millis(u64::from(c.timer_c_ms));
                     self.arm_client(ck, TimerKind::C, at(now, tc));
                 }
@@ -900,7 +904,7 @@ impl TxnTable {
             cancel: Cancel::No,
             internal,
             timer_c_ms,
-            c_restarted: false,
+            last_prov: 0,
         };
         let ck = ClientKey(self.clients.insert(txn));
         self.client_map.insert(key, ck);

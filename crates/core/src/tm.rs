@@ -14,21 +14,20 @@
 //!
 //! Script functions: `t_relay`, `t_newtran`, `t_check_trans`, `t_reply`, `t_on_failure`,
 //! `t_on_reply`, `t_on_branch`, `t_was_cancelled`, `t_check_status`, `t_local_replied`,
-//! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`,
-//! `t_reply_by_callid`, `t_replicate`, `t_reply_with_body`, `t_new_request` (a request of
-//! tm's own whose replies stay here; `ctx` is `$avp(uac_ctx)` in the local route); the
-//! pseudo-variables `$T_reply_code`, `$T_branch_idx`, `$T_id`, `$T_branch_last_reply_code`, `$T_ruri` (the
-//! winning branch's R-URI in a failure route), `$bavp(name)` (branch AVPs: set in a branch
-//! route or an onreply route, read there and in the failure route of the winning branch) and
-//! the writable `$T_fr_timeout`/`$T_fr_inv_timeout` (timers B/F and C of the transaction's
-//! next branches, per transaction in the table); the MI commands `t_reply` and `t_uac_dlg`
-//! ([`mi`]). `local_route` runs over every request tm builds itself (`t_new_request`, MI
-//! `t_uac_dlg`) in a script context of its own: its header changes go out, `drop` stops the
-//! request. Modparams: `fr_timeout`, `fr_inv_timeout`, `T1_timer`, `T2_timer`,
-//! `disable_6xx_block`, `auto_100trying`, `restart_fr_on_each_reply` (off: a provisional
-//! restarts fr_inv only with a higher code than the branch had) and `onreply_avp_mode` (1: AVP changes of onreply routes go
-//! back to the transaction; 0: they are dropped, though the routes still read the
-//! transaction's AVPs).
+//! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`, `t_reply_by_callid`,
+//! `t_replicate`, `t_reply_with_body`, `t_new_request` (a request of tm's own whose replies stay
+//! here; `ctx` is `$avp(uac_ctx)` in the local route); the pseudo-variables `$T_reply_code`,
+//! `$T_branch_idx`, `$T_id`, `$T_branch_last_reply_code`, `$T_ruri` (the winning branch's R-URI in
+//! a failure route), `$bavp(name)` (branch AVPs: set in a branch route or an onreply route, read
+//! there and in the failure route of the winning branch) and the writable
+//! `$T_fr_timeout`/`$T_fr_inv_timeout` (timers B/F and C of the transaction's next branches, per
+//! transaction in the table); the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). `local_route`
+//! runs over every request tm builds itself (`t_new_request`, MI `t_uac_dlg`) in a script context
+//! of its own: its header changes go out, `drop` stops the request. Modparams: `fr_timeout`,
+//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`,
+//! `restart_fr_on_each_reply` (off: a provisional restarts fr_inv only with a higher code than the
+//! branch had) and `onreply_avp_mode` (1: AVP changes of onreply routes go back to the transaction;
+//! 0: they are dropped, though the routes still read the transaction's AVPs).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -633,6 +632,7 @@ impl Tm {
                 None => (None, b.map(|b| b.idx), None, None, None),
             }
         };
+        let had_bavps = bavps.as_ref().is_some_and(|v| !v.is_empty());
         let prog = rt.program();
         let global = prog.route(RouteKind::OnReply, None).is_some();
         let mut msg = msg;
@@ -673,7 +673,9 @@ impl Tm {
                 (m, dropped, kept, bavps)
             });
             let (m, dropped, kept, bavps) = out;
-            if let (Some(b), Some(idx)) = (server, idx) {
+            let changed =
+                kept.is_some() || had_bavps || bavps.as_ref().is_some_and(|v| !v.is_empty());
+            if let (Some(b), Some(idx), true) = (server, idx, changed) {
                 let mut g = self.shard(i).lock();
                 if let Some(t) = g.txns.get_mut(&b) {
                     if let Some(c) = kept {
@@ -1293,7 +1295,7 @@ impl Tm {
     }
 }
 
-/// Header lines as MI (or a script) gives them (real CRLFs, bare LFs or escaped `\r\n`), CRLF-ended.
+/// Header lines as MI gives them (real CRLFs, bare LFs or escaped `\r\n`), CRLF-ended.
 pub(crate) fn lines(s: &str) -> Vec<String> {
     s.replace("\\r\\n", "\n")
         .replace("\r\n", "\n")

@@ -971,7 +971,8 @@ fn branch_pvs_t_ruri_last_reply_code_and_bavp_follow_their_branch() {
              append_hf(\"X-Last: $T_branch_last_reply_code who=$bavp(who)\\r\\n\");\n  \
              $bavp(seen) = $T_branch_last_reply_code;\n}}\n\
              failure_route[f] {{\n  \
-             t_reply(599, \"ruri=$T_ruri last=$T_branch_last_reply_code who=$bavp(who) seen=$bavp(seen)\");"
+             t_reply(599, \"ruri=$T_ruri last=$T_branch_last_reply_code \
+             who=$bavp(who) seen=$bavp(seen)\");"
         ),
     ));
     let uac = udp();

@@ -234,12 +234,12 @@ impl TmTxn {
     }
 
     /// The branch whose final reply `code` was selected (OpenSIPS's picked branch): its
-    /// R-URI, last reply code and branch AVPs, for the failure route.
-    fn winning_branch(&self, code: u16) -> Option<(Box<[u8]>, u16, Bavps)> {
+    /// index, R-URI, last reply code and branch AVPs, for the failure route.
+    fn winning_branch(&self, code: u16) -> Option<(usize, Box<[u8]>, u16, Bavps)> {
         let pick = |c: u16| self.bdata.iter().rposition(|d| d.final_code == c);
         let w = pick(code).or_else(|| if code == 500 { pick(503) } else { None })?;
         let d = self.bdata.get(w)?;
-        Some((d.uri.clone(), d.last_code, d.bavps.clone()))
+        Some((w, d.uri.clone(), d.last_code, d.bavps.clone()))
     }
 
     /// What the CANCELs of this transaction's branches carry besides the usual headers.
@@ -604,7 +604,9 @@ impl Tm {
         relay: bool,
     ) {
         let code = msg.status().unwrap_or(0);
-        let (route, idx, src, tctx, bavps) = {
+        let prog = rt.program();
+        let global = prog.route(RouteKind::OnReply, None).is_some();
+        let (route, idx, src, tctx, bavps, buri) = {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
             let b = sh.branches.get(&branch).copied();
@@ -614,27 +616,35 @@ impl Tm {
                     if code >= 200 {
                         t.last_local = false;
                     }
-                    let bavps = t.bdata.get_mut(b.idx).map(|d| {
-                        d.last_code = code;
-                        if code >= 200 {
-                            d.final_code = code;
+                    let routes = global || t.on_reply.is_some();
+                    let d = t.bdata.get_mut(b.idx);
+                    let (bavps, buri) = match d {
+                        Some(d) => {
+                            d.last_code = code;
+                            if code >= 200 {
+                                d.final_code = code;
+                            }
+                            if routes {
+                                (Some(d.bavps.clone()), Some(d.uri.clone()))
+                            } else {
+                                (None, None)
+                            }
                         }
-                        d.bavps.clone()
-                    });
+                        None => (None, None),
+                    };
                     (
                         t.on_reply.clone(),
                         Some(b.idx),
                         Some(t.src),
                         Some(t.ctx.clone()),
                         bavps,
+                        buri,
                     )
                 }
-                None => (None, b.map(|b| b.idx), None, None, None),
+                None => (None, b.map(|b| b.idx), None, None, None, None),
             }
         };
         let had_bavps = bavps.as_ref().is_some_and(|v| !v.is_empty());
-        let prog = rt.program();
-        let global = prog.route(RouteKind::OnReply, None).is_some();
         let mut msg = msg;
         if global || route.is_some() {
             let out = crate::runtime::with_cx(rt, &prog, |cx| {
@@ -650,6 +660,8 @@ impl Tm {
                     st.client = Some(branch);
                     st.last_code = Some(code);
                     st.bavps = bavps.unwrap_or_default();
+                    st.bavp_on = true;
+                    st.t_ruri = buri;
                 }
                 let mut dropped = false;
                 if global {
@@ -770,7 +782,9 @@ impl Tm {
                         st.txn = Some((i, sk));
                         st.code = code;
                         st.failure = true;
-                        if let Some((uri, last, bavps)) = win {
+                        st.bavp_on = true;
+                        if let Some((idx, uri, last, bavps)) = win {
+                            st.branch = Some(idx);
                             st.t_ruri = Some(uri);
                             st.last_code = Some(last);
                             st.bavps = bavps;
@@ -1199,12 +1213,17 @@ impl Tm {
             if let Some(name) = &on_branch {
                 if let Some(st) = cx.state::<TmState>() {
                     st.bavps.clear();
+                    st.bavp_on = true;
                 }
                 cx.set_ruri(&uri);
                 cx.set_dst_uri(&duri);
                 cx.set_path(&path);
                 cx.set_bflags(bflags);
-                match cx.run_route_nested(RouteKind::Branch, Some(name)) {
+                let out = cx.run_route_nested(RouteKind::Branch, Some(name));
+                if let Some(st) = cx.state::<TmState>() {
+                    st.bavp_on = st.failure;
+                }
+                match out {
                     Outcome::Drop => {
                         if let Some(m) = cx.msg_mut() {
                             m.truncate_edits(mark);
@@ -1224,6 +1243,7 @@ impl Tm {
                 path = cx.path().to_vec();
                 if let Some(st) = cx.state::<TmState>() {
                     bavps = std::mem::take(&mut st.bavps);
+                    st.bavp_on = st.failure;
                 }
             }
 
@@ -1600,6 +1620,8 @@ pub(crate) struct TmState {
     t_ruri: Option<Box<[u8]>>,
     /// `$bavp` values of the current branch (branch route, onreply route, failure route).
     bavps: Bavps,
+    /// A branch, onreply or failure route runs: `$bavp` is usable.
+    bavp_on: bool,
     /// `$T_fr_timeout`/`$T_fr_inv_timeout` given before the transaction exists.
     timers: BranchTimers,
 }
@@ -2323,6 +2345,7 @@ impl ModulePv for BavpPv {
     fn get(&self, cx: &mut MsgCx, out: &mut Vec<u8>) -> Kind {
         let v = cx
             .peek_state::<TmState>()
+            .filter(|s| s.bavp_on)
             .and_then(|s| s.bavps.iter().find(|(n, _)| **n == *self.name))
             .map(|(_, v)| v);
         match v {
@@ -2344,7 +2367,7 @@ impl ModulePv for BavpPv {
     }
 
     fn set(&self, cx: &mut MsgCx, kind: Kind, val: &[u8]) {
-        let Some(st) = cx.state::<TmState>() else {
+        let Some(st) = cx.state::<TmState>().filter(|s| s.bavp_on) else {
             return;
         };
         let v = match kind {
@@ -2363,7 +2386,8 @@ impl ModulePv for BavpPv {
 }
 
 /// `$T_fr_timeout` (`inv` false) and `$T_fr_inv_timeout` (`inv` true), in seconds: the
-/// timers of the current transaction's next branches; NULL or 0 restores the modparam.
+/// timers of the current transaction's next branches (and, for fr_inv set in an onreply
+/// route, of the reply's branch from now on); NULL or 0 restores the modparam.
 #[derive(Debug)]
 struct FrTimeoutPv {
     inv: bool,
@@ -2417,12 +2441,20 @@ impl ModulePv for FrTimeoutPv {
                 t.fr_timeout = d;
             }
         };
+        // In an onreply route, fr_inv also applies to the reply's branch from now on.
+        let client = cx.peek_state::<TmState>().and_then(|s| s.client);
         match current(cx) {
             Some((rt, i, sk)) => {
-                let mut g = rt.tm.shard(i).lock();
-                let mut t = g.table.branch_timers(sk);
-                apply(&mut t);
-                g.table.set_branch_timers(sk, t);
+                {
+                    let mut g = rt.tm.shard(i).lock();
+                    let mut t = g.table.branch_timers(sk);
+                    apply(&mut t);
+                    g.table.set_branch_timers(sk, t);
+                    if let (true, Some(ck)) = (self.inv, client) {
+                        g.table.set_client_timer_c(now(), ck, d);
+                    }
+                }
+                rt.tm.pump(&rt, i);
             }
             None => {
                 if let Some(st) = cx.state::<TmState>() {

@@ -962,6 +962,27 @@ impl TxnTable {
         }
     }
 
+    /// Timer C of one pending INVITE branch (`None`: the configuration's), e.g. set while its
+    /// provisional response is processed: once a provisional came, C runs again from `now`
+    /// with the new value; later provisionals restart it with that value too.
+    pub fn set_client_timer_c(&mut self, now: Instant, ck: ClientKey, d: Option<Duration>) {
+        let d = d.or(self.cfg.timer_c);
+        let Some(c) = self.clients.get_mut(ck.0) else {
+            return;
+        };
+        if !c.invite() || c.internal {
+            return;
+        }
+        c.timer_c_ms = d.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+        let live =
+            matches!(c.state, ClientState::Proceeding) && c.provisional && c.cancel == Cancel::No;
+        match d {
+            Some(d) if live => self.arm_client(ck, TimerKind::C, at(now, d)),
+            None if live => self.timers.disarm(&mut c.timers, TimerKind::C.slot()),
+            _ => {}
+        }
+    }
+
     /// The branch timer overrides of `sk` (default: none).
     pub fn branch_timers(&self, sk: ServerKey) -> BranchTimers {
         self.servers

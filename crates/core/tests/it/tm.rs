@@ -964,14 +964,15 @@ fn branch_pvs_t_ruri_last_reply_code_and_bavp_follow_their_branch() {
     let (_s, addr) = start(&tm_cfg(
         "",
         &format!(
-            "  append_branch(\"sip:carol@127.0.0.1:{p2}\");\n  t_on_branch(\"b\");\n  \
+            "  $bavp(who) = \"request\";\n  append_hf(\"X-Bavp: $bavp(who)\\r\\n\");\n  \
+             append_branch(\"sip:carol@127.0.0.1:{p2}\");\n  t_on_branch(\"b\");\n  \
              t_on_reply(\"r\");\n  t_on_failure(\"f\");\n  t_relay();\n}}\n\
              branch_route[b] {{\n  $bavp(who) = $rU;\n}}\n\
              onreply_route[r] {{\n  \
-             append_hf(\"X-Last: $T_branch_last_reply_code who=$bavp(who)\\r\\n\");\n  \
+             append_hf(\"X-Last: $T_branch_last_reply_code who=$bavp(who) $T_ruri\\r\\n\");\n  \
              $bavp(seen) = $T_branch_last_reply_code;\n}}\n\
              failure_route[f] {{\n  \
-             t_reply(599, \"ruri=$T_ruri last=$T_branch_last_reply_code \
+             t_reply(599, \"idx=$T_branch_idx ruri=$T_ruri last=$T_branch_last_reply_code \
              who=$bavp(who) seen=$bavp(seen)\");"
         ),
     ));
@@ -982,21 +983,26 @@ fn branch_pvs_t_ruri_last_reply_code_and_bavp_follow_their_branch() {
         .unwrap();
     let (inv1, from1) = recv_from(&uas1);
     let (inv2, from2) = recv_from(&uas2);
+    // $bavp is for branch, reply and failure routes only.
+    assert_eq!(header(&inv1, "X-Bavp").as_deref(), Some("<null>"));
     answer(&uas1, &inv1, from1, 180, "Ringing");
     let r = recv_skip_100(&uac);
     assert_eq!(r.status(), Some(180));
-    assert_eq!(header(&r, "X-Last").as_deref(), Some("180 who=bob"));
+    assert_eq!(header(&r, "X-Last"), Some(format!("180 who=bob {ruri}")));
     answer(&uas2, &inv2, from2, 183, "Progress");
     let r = recv_skip_100(&uac);
     assert_eq!(r.status(), Some(183));
-    assert_eq!(header(&r, "X-Last").as_deref(), Some("183 who=carol"));
+    assert_eq!(
+        header(&r, "X-Last"),
+        Some(format!("183 who=carol sip:carol@127.0.0.1:{p2}"))
+    );
     answer(&uas2, &inv2, from2, 503, "Unavailable");
     answer(&uas1, &inv1, from1, 486, "Busy Here");
     let fin = recv_skip_100(&uac);
     assert_eq!(fin.status(), Some(599));
     assert_eq!(
         String::from_utf8_lossy(fin.reason()),
-        format!("ruri={ruri} last=486 who=bob seen=486")
+        format!("idx=0 ruri={ruri} last=486 who=bob seen=486")
     );
 }
 
@@ -1196,4 +1202,34 @@ fn t_new_request_and_mi_t_uac_dlg_go_through_local_route() {
     answer(&uas, &req, from, 200, "OK");
     let v = call.join().unwrap().unwrap();
     assert_eq!(v["Status"], "200 OK");
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn t_fr_inv_timeout_set_in_the_onreply_route_applies_to_that_branch() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_inv_timeout\", 60)",
+        "  t_on_reply(\"r\");\n  t_relay();\n}\n\
+         onreply_route[r] {\n  if (t_check_status(\"180\")) $T_fr_inv_timeout = 1;",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    uac.send_to(&request("INVITE", &ruri, port, "frr1"), addr)
+        .unwrap();
+    let (inv, from) = recv_from(&uas);
+    let t0 = Instant::now();
+    answer(&uas, &inv, from, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(408));
+    let e = t0.elapsed();
+    assert!(
+        e >= Duration::from_millis(900) && e < Duration::from_secs(3),
+        "{e:?}"
+    );
+    let (cancel, _) = recv_from(&uas);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
 }

@@ -143,3 +143,21 @@ fn timer_c_restarts_on_each_provisional_or_only_on_a_higher_one() {
         );
     }
 }
+
+#[test]
+fn timer_c_of_a_live_branch_set_after_its_provisional() {
+    let mut cfg = TxnConfig::default();
+    cfg.fr_timeout(Some(30 * S))
+        .timer_c(Some(120 * S))
+        .timer_c_fails_at_once(true);
+    let (mut t, t0, sk) = setup(cfg, None);
+    let ck = t.branches(sk)[0];
+    // Before any provisional: only the value changes (C is not restarted).
+    t.set_client_timer_c(t0 + 100 * MS, ck, Some(S));
+    ringing(t0 + S, &mut t, 180);
+    // After the 180 (as an onreply route would): 1 s from now.
+    t.set_client_timer_c(t0 + 1500 * MS, ck, Some(S));
+    let (at, code) = run_until(&mut t, t0 + 1500 * MS, t0 + 10 * S).unwrap();
+    assert_eq!(code, 408);
+    assert!(at >= t0 + 2500 * MS && at < t0 + 2550 * MS, "{:?}", at - t0);
+}

@@ -17,11 +17,13 @@
 //! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`, `t_reply_by_callid`,
 //! `t_replicate`, `t_reply_with_body`, `t_new_request` (a request of tm's own whose replies stay
 //! here; `ctx` is `$avp(uac_ctx)` in the local route); the pseudo-variables `$T_reply_code`,
-//! `$T_branch_idx`, `$T_id`, `$T_branch_last_reply_code`, `$T_ruri` (the winning branch's R-URI in
-//! a failure route), `$bavp(name)` (branch AVPs: set in a branch route or an onreply route, read
-//! there and in the failure route of the winning branch) and the writable
-//! `$T_fr_timeout`/`$T_fr_inv_timeout` (timers B/F and C of the transaction's next branches, per
-//! transaction in the table); the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). `local_route`
+//! `$T_branch_idx` (in a failure route: the winning branch, as the table selected it),
+//! `$T_id`, `$T_branch_last_reply_code`, `$T_ruri` (the reply's branch in an onreply route, the
+//! winning branch in a failure route), `$bavp(name)` (branch AVPs, only in branch, onreply and
+//! failure routes: set in a branch route or an onreply route, read there and in the failure
+//! route of the winning branch) and the writable `$T_fr_timeout`/`$T_fr_inv_timeout` (timers
+//! B/F and C of the transaction's next branches, per transaction in the table; fr_inv set in an
+//! onreply route also restarts the reply's branch timer with the new value); the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). `local_route`
 //! runs over every request tm builds itself (`t_new_request`, MI `t_uac_dlg`) in a script context
 //! of its own: its header changes go out, `drop` stops the request. Modparams: `fr_timeout`,
 //! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`,
@@ -235,9 +237,15 @@ impl TmTxn {
 
     /// The branch whose final reply `code` was selected (OpenSIPS's picked branch): its
     /// index, R-URI, last reply code and branch AVPs, for the failure route.
-    fn winning_branch(&self, code: u16) -> Option<(usize, Box<[u8]>, u16, Bavps)> {
-        let pick = |c: u16| self.bdata.iter().rposition(|d| d.final_code == c);
-        let w = pick(code).or_else(|| if code == 500 { pick(503) } else { None })?;
+    fn winning_branch(
+        &self,
+        selected: Option<usize>,
+        code: u16,
+    ) -> Option<(usize, Box<[u8]>, u16, Bavps)> {
+        let pick = |c: u16| self.bdata.iter().position(|d| d.final_code == c);
+        let w = selected
+            .or_else(|| pick(code))
+            .or_else(|| if code == 500 { pick(503) } else { None })?;
         let d = self.bdata.get(w)?;
         Some((w, d.uri.clone(), d.last_code, d.bavps.clone()))
     }
@@ -758,9 +766,10 @@ impl Tm {
         let failure = {
             let mut g = self.shard(i).lock();
             let nb = g.table.branches(sk).len();
+            let selected = g.table.selected_branch(sk);
             g.txns.get_mut(&sk).and_then(|t| {
                 if code >= 300 {
-                    let win = t.winning_branch(code);
+                    let win = t.winning_branch(selected, code);
                     t.on_failure
                         .take()
                         .map(|r| (r, t.base.clone(), t.src, nb, t.ctx.clone(), win))
@@ -2187,8 +2196,9 @@ impl Call for TReplyWithBody {
             );
             return Ok(Ret(-1));
         };
+        // ACKs are not answered, and (as in OpenSIPS) that ends the script.
         if cx.msg().and_then(SipMsg::method) == Some(Method::Ack) {
-            return Ok(Ret(-1));
+            return Err(Stop::Exit);
         }
         let reason = text(cx, &self.reason);
         let body = text(cx, &self.body);
@@ -2317,13 +2327,17 @@ impl ModulePv for BranchLastCodePv {
     }
 }
 
-/// `$T_ruri`: the R-URI of the failed branch (failure route); elsewhere the request's.
+/// `$T_ruri`: the R-URI of the current branch: the reply's (onreply route), the winning one
+/// (failure route), the request's current one elsewhere; NULL without a transaction.
 #[derive(Debug)]
 struct TRuriPv;
 
 impl ModulePv for TRuriPv {
     fn get(&self, cx: &mut MsgCx, out: &mut Vec<u8>) -> Kind {
-        match cx.peek_state::<TmState>().and_then(|s| s.t_ruri.as_deref()) {
+        let Some(st) = cx.peek_state::<TmState>().filter(|s| s.txn.is_some()) else {
+            return Kind::Null;
+        };
+        match st.t_ruri.as_deref() {
             Some(u) => out.extend_from_slice(u),
             None if cx.msg().is_some_and(|m| m.method().is_some()) => {
                 out.extend_from_slice(cx.ruri());

@@ -983,6 +983,13 @@ impl TxnTable {
         }
     }
 
+    /// The index (in creation order, from 0) of the branch whose final response is the best
+    /// of `sk` so far (§16.7 selection), if any branch has a non-2xx final response.
+    pub fn selected_branch(&self, sk: ServerKey) -> Option<usize> {
+        let f = self.servers.get(sk.0)?.fork.as_deref()?;
+        f.agg.select().map(|s| usize::from(s.branch))
+    }
+
     /// The branch timer overrides of `sk` (default: none).
     pub fn branch_timers(&self, sk: ServerKey) -> BranchTimers {
         self.servers

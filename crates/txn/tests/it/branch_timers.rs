@@ -161,3 +161,28 @@ fn timer_c_of_a_live_branch_set_after_its_provisional() {
     assert_eq!(code, 408);
     assert!(at >= t0 + 2500 * MS && at < t0 + 2550 * MS, "{:?}", at - t0);
 }
+
+#[test]
+fn selected_branch_is_the_index_of_the_best_final() {
+    let (mut t, t0, sk) = setup(TxnConfig::default(), None);
+    assert_eq!(t.selected_branch(sk), None);
+    // A second branch (index 1).
+    let mut m = SipMsg::parse(invite("z9hG4bKuac1")).unwrap();
+    m.push_via(b"SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKproxy2");
+    t.send_request(t0, m.to_bytes(), Peer::udp(addr(8)), Some(sk))
+        .unwrap();
+    let fin = |t: &mut TxnTable, b: &str, code: u16, from: usize| {
+        let r = format!(
+            "SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch={b}\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKuac1\r\nFrom: <sip:a@x>;tag=1\r\n\
+             To: <sip:bob@x>;tag={b}\r\nCall-ID: bt-z9hG4bKuac1\r\nCSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let m = SipMsg::parse(Bytes::from(r)).unwrap();
+        t.handle_message(t0 + S, m, Peer::udp(addr(from))).unwrap();
+    };
+    fin(&mut t, "z9hG4bKproxy1", 503, 9);
+    assert_eq!(t.selected_branch(sk), Some(0));
+    fin(&mut t, "z9hG4bKproxy2", 486, 8);
+    assert_eq!(t.selected_branch(sk), Some(1), "4xx ranks over 5xx");
+}

@@ -17,19 +17,20 @@
 //! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`, `t_reply_by_callid`,
 //! `t_replicate`, `t_reply_with_body`, `t_new_request` (a request of tm's own whose replies stay
 //! here; `ctx` is `$avp(uac_ctx)` in the local route); the pseudo-variables `$T_reply_code`,
-//! `$T_branch_idx` (in a failure route: the winning branch, as the table selected it),
-//! `$T_id`, `$T_branch_last_reply_code`, `$T_ruri` (the reply's branch in an onreply route, the
-//! winning branch in a failure route), `$bavp(name)` (branch AVPs, only in branch, onreply and
-//! failure routes: set in a branch route or an onreply route, read there and in the failure
-//! route of the winning branch) and the writable `$T_fr_timeout`/`$T_fr_inv_timeout` (timers
-//! B/F and C of the transaction's next branches, per transaction in the table; fr_inv set in an
-//! onreply route also restarts the reply's branch timer with the new value); the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). `local_route`
-//! runs over every request tm builds itself (`t_new_request`, MI `t_uac_dlg`) in a script context
-//! of its own: its header changes go out, `drop` stops the request. Modparams: `fr_timeout`,
-//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`,
-//! `restart_fr_on_each_reply` (off: a provisional restarts fr_inv only with a higher code than the
-//! branch had) and `onreply_avp_mode` (1: AVP changes of onreply routes go back to the transaction;
-//! 0: they are dropped, though the routes still read the transaction's AVPs).
+//! `$T_branch_idx` (in a failure route: the winning branch, as the table selected it), `$T_id`,
+//! `$T_branch_last_reply_code`, `$T_ruri` (the reply's branch in an onreply route, the winning
+//! branch in a failure route), `$bavp(name)` (branch AVPs, only in branch, onreply and failure
+//! routes: set in a branch route or an onreply route, read there and in the failure route of the
+//! winning branch) and the writable `$T_fr_timeout`/`$T_fr_inv_timeout` (timers B/F and C of the
+//! transaction's next branches, per transaction in the table; fr_inv set in an onreply route also
+//! restarts the reply's branch timer with the new value); the MI commands `t_reply` and `t_uac_dlg`
+//! ([`mi`]). `local_route` runs over every request tm builds itself (`t_new_request`, MI
+//! `t_uac_dlg`) in a script context of its own: its header changes go out, `drop` stops the
+//! request. Modparams: `fr_timeout`, `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`,
+//! `auto_100trying`, `restart_fr_on_each_reply` (off: a provisional restarts fr_inv only with a
+//! higher code than the branch had) and `onreply_avp_mode` (1: AVP changes of onreply routes go
+//! back to the transaction; 0: they are dropped, though the routes still read the transaction's
+//! AVPs).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};

@@ -1233,3 +1233,28 @@ fn t_fr_inv_timeout_set_in_the_onreply_route_applies_to_that_branch() {
     let (cancel, _) = recv_from(&uas);
     assert_eq!(cancel.method(), Some(Method::Cancel));
 }
+
+#[test]
+fn t_new_request_from_a_timer_route() {
+    // Outside any SIP message: a timer route sends an OPTIONS ping of tm's own; the ping's
+    // 200 stays in tm (the transaction ends instead of retransmitting).
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, _addr) = start(&tm_cfg(
+        &format!(
+            "timer_route[ping, 1] {{\n  \
+             t_new_request(\"OPTIONS\", \"sip:ping@127.0.0.1:{p}\", \"sip:sipox@sipox.test\", \
+             \"sip:ping@sipox.test\");\n}}"
+        ),
+        "  exit;",
+    ));
+    let (req, from) = recv_from(&uas);
+    assert_eq!(req.method(), Some(Method::Options));
+    assert_eq!(req.ruri_raw(), format!("sip:ping@127.0.0.1:{p}").as_bytes());
+    let first = req.via1().unwrap().branch().unwrap().to_vec();
+    answer(&uas, &req, from, 200, "OK");
+    // The next message is the next tick's new request, not a retransmission of the first.
+    let (next, _) = recv_from(&uas);
+    assert_eq!(next.method(), Some(Method::Options));
+    assert_ne!(next.via1().unwrap().branch().unwrap(), &first[..]);
+}

@@ -2172,7 +2172,7 @@ impl Call for TReplicate {
 }
 
 /// `t_reply_with_body(code, reason, body)`: a stateful reply whose Content-Type comes from
-/// the `append_to_reply` headers (text/plain without one).
+/// the `append_to_reply` headers (none without one).
 #[derive(Debug)]
 struct TReplyWithBody {
     code: Arg,
@@ -2227,7 +2227,8 @@ impl Call for TReplyWithBody {
                 extra.extend_from_slice(line);
             }
         }
-        let ct = ctype.unwrap_or_else(|| b"text/plain".to_vec());
+        // Without one the body goes untyped, as OpenSIPS sends it.
+        let ct = ctype.unwrap_or_default();
         let b = (!body.is_empty()).then_some((ct.as_slice(), body.as_bytes()));
         let ok = rt
             .tm

@@ -928,7 +928,8 @@ fn t_cancel_branch_others_and_all() {
 fn t_reply_with_body_sends_a_stateful_reply_with_the_body() {
     let (_s, addr) = start(&tm_cfg(
         "",
-        "  append_to_reply(\"Content-Type: application/sdp\\r\\nX-Extra: 1\\r\\n\");\n  \
+        "  if ($rU != \"untyped\")\n    \
+         append_to_reply(\"Content-Type: application/sdp\\r\\nX-Extra: 1\\r\\n\");\n  \
          t_reply_with_body(200, \"OK Body\", \"v=0\\r\\ns=sipox\\r\\n\");",
     ));
     let uac = udp();
@@ -950,6 +951,13 @@ fn t_reply_with_body_sends_a_stateful_reply_with_the_body() {
     uac.send_to(&req, addr).unwrap();
     let (r2, _) = recv_from(&uac);
     assert_eq!(r2.raw(), r.raw());
+    // Without a Content-Type from append_to_reply the body goes untyped (as OpenSIPS).
+    let req = request("OPTIONS", "sip:untyped@127.0.0.1", port, "rwb2");
+    uac.send_to(&req, addr).unwrap();
+    let (r, _) = recv_from(&uac);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(header(&r, "Content-Type"), None);
+    assert_eq!(r.body(), b"v=0\r\ns=sipox\r\n");
 }
 
 #[test]

@@ -26,11 +26,11 @@
 //! restarts the reply's branch timer with the new value); the MI commands `t_reply` and `t_uac_dlg`
 //! ([`mi`]). `local_route` runs over every request tm builds itself (`t_new_request`, MI
 //! `t_uac_dlg`) in a script context of its own: its header changes go out, `drop` stops the
-//! request. Modparams: `fr_timeout`, `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`,
-//! `auto_100trying`, `restart_fr_on_each_reply` (off: a provisional restarts fr_inv only with a
-//! higher code than the branch had) and `onreply_avp_mode` (1: AVP changes of onreply routes go
-//! back to the transaction; 0: they are dropped, though the routes still read the transaction's
-//! AVPs).
+//! request. Modparams: `fr_timeout`, `fr_inv_timeout` (counted, as in OpenSIPS, from a branch's
+//! first provisional), `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`,
+//! `restart_fr_on_each_reply` (off: a provisional restarts fr_inv only with a higher code than the
+//! branch had) and `onreply_avp_mode` (1: AVP changes of onreply routes go back to the transaction;
+//! 0: they are dropped, though the routes still read the transaction's AVPs).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -156,6 +156,7 @@ impl TmParams {
             .timer_c(Some(self.fr_inv_timeout))
             .timer_c_fails_at_once(true)
             .restart_timer_c(self.restart_fr_on_each_reply)
+            .timer_c_from_provisional(true)
             .six_xx_cancels(!self.disable_6xx_block)
             .trying(if self.auto_100trying {
                 Trying::Immediately

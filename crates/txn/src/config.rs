@@ -49,6 +49,9 @@ pub struct TxnConfig {
     /// `restart_fr_on_each_reply`, on by default); off: only one with a higher code than the
     /// branch had so far (and at least 180 unless it is the first) does.
     pub restart_timer_c: bool,
+    /// Timer C starts with the first provisional response (100 included) instead of when the
+    /// request is sent, as OpenSIPS's `fr_inv_timeout` does (until then timer B runs alone).
+    pub timer_c_from_provisional: bool,
     /// `Server:` value for the replies the table builds itself (100 Trying, local replies,
     /// local failures): OpenSIPS's `server_header` when `server_signature` is on.
     pub server: Option<Bytes>,
@@ -73,6 +76,7 @@ impl Default for TxnConfig {
             fr_timeout: None,
             timer_c_fails_at_once: false,
             restart_timer_c: true,
+            timer_c_from_provisional: false,
             server: None,
             user_agent: None,
         }
@@ -138,6 +142,11 @@ impl TxnConfig {
     /// Enables or disables "each provisional restarts timer C".
     pub fn restart_timer_c(&mut self, v: bool) -> &mut Self {
         self.restart_timer_c = v;
+        self
+    }
+    /// Enables or disables "timer C starts with the first provisional".
+    pub fn timer_c_from_provisional(&mut self, v: bool) -> &mut Self {
+        self.timer_c_from_provisional = v;
         self
     }
     /// 64·T1: timers B, F, H, J (unreliable), L, M.

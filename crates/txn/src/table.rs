@@ -599,7 +599,9 @@ impl TxnTable {
                 let restart =
                     self.cfg.restart_timer_c || (code > last && (code >= 180 || last == 0));
                 c.last_prov = c.last_prov.max(code);
-                if code > 100 && c.cancel == Cancel::No && c.timer_c_ms > 0 && restart {
+                // RFC 3261 §16.6: 101-199 reset C; from_provisional: a 100 starts it too.
+                let counts = code > 100 || self.cfg.timer_c_from_provisional;
+                if counts && c.cancel == Cancel::No && c.timer_c_ms > 0 && restart {
                     let tc = Duration::from_millis(u64::from(c.timer_c_ms));
                     self.arm_client(ck, TimerKind::C, at(now, tc));
                 }
@@ -915,7 +917,9 @@ impl TxnTable {
                 self.arm_client(ck, TimerKind::A, at(now, t1));
             }
             self.arm_client(ck, TimerKind::B, at(now, t64));
-            if let Some(c) = timer_c {
+            if let Some(c) = timer_c
+                && !self.cfg.timer_c_from_provisional
+            {
                 self.arm_client(ck, TimerKind::C, at(now, c));
             }
         } else {

@@ -1266,3 +1266,27 @@ fn t_new_request_from_a_timer_route() {
     assert_eq!(next.method(), Some(Method::Options));
     assert_ne!(next.via1().unwrap().branch().unwrap(), &first[..]);
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn fr_inv_timeout_starts_with_the_first_provisional() {
+    // As OpenSIPS: a short fr_inv does not cut the wait for a first reply (fr_timeout).
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_timeout\", 2)",
+        "  $T_fr_inv_timeout = 1;\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let t0 = Instant::now();
+    uac.send_to(
+        &request("INVITE", &format!("sip:bob@127.0.0.1:{p}"), port, "fip1"),
+        addr,
+    )
+    .unwrap();
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(408));
+    let e = t0.elapsed();
+    assert!(e >= Duration::from_millis(1900), "{e:?}");
+}

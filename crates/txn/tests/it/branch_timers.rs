@@ -186,3 +186,34 @@ fn selected_branch_is_the_index_of_the_best_final() {
     fin(&mut t, "z9hG4bKproxy2", 486, 8);
     assert_eq!(t.selected_branch(sk), Some(1), "4xx ranks over 5xx");
 }
+
+#[test]
+fn timer_c_from_the_first_provisional() {
+    for from_prov in [false, true] {
+        let mut cfg = TxnConfig::default();
+        cfg.fr_timeout(Some(3 * S))
+            .timer_c(Some(S))
+            .timer_c_fails_at_once(true)
+            .timer_c_from_provisional(from_prov);
+        // No response at all: B (3 s) when C waits for a provisional; else C (1 s).
+        let (mut t, t0, _) = setup(cfg.clone(), None);
+        let (at, code) = run_until(&mut t, t0, t0 + 10 * S).unwrap();
+        assert_eq!(code, 408);
+        let expect = if from_prov { 3 * S } else { S };
+        assert!(
+            at >= t0 + expect && at < t0 + expect + 50 * MS,
+            "{from_prov}: {:?}",
+            at - t0
+        );
+        // A 100 only: it starts C when C waits for a provisional; else C runs from the send.
+        let (mut t, t0, _) = setup(cfg, None);
+        ringing(t0 + 500 * MS, &mut t, 100);
+        let (at, _) = run_until(&mut t, t0 + 500 * MS, t0 + 10 * S).unwrap();
+        let expect = if from_prov { 1500 * MS } else { S };
+        assert!(
+            at >= t0 + expect && at < t0 + expect + 50 * MS,
+            "{from_prov} after 100: {:?}",
+            at - t0
+        );
+    }
+}

@@ -211,7 +211,7 @@ struct ServerHandler {
 }
 
 #[allow(clippy::disallowed_methods)] // the I/O driver is where the clock is read
-fn now_us() -> i64 {
+pub(crate) fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -312,7 +312,7 @@ pub(crate) fn prepare_cx(cx: &mut MsgCx, src: Option<&Source>) {
 }
 
 /// A fresh script context for `prog` wired to the runtime (functions, log sink).
-fn new_cx(rt: &Arc<Runtime>, prog: &Arc<Program>) -> MsgCx {
+pub(crate) fn new_cx(rt: &Arc<Runtime>, prog: &Arc<Program>) -> MsgCx {
     let mut cx = MsgCx::new(Arc::clone(prog));
     cx.set_ext(rt.clone());
     cx.set_log_sink(rt.log.sink());
@@ -781,6 +781,8 @@ fn run_plain_route(rt: &Arc<Runtime>, kind: RouteKind, name: Option<&str>) {
         cx.set_time_us(now_us());
         cx.run_route(kind, name)
     });
+    // e.g. replies to a t_new_request that already came
+    crate::tm::after_script(rt);
     if let Outcome::Error(e) = out {
         rt.log.log(
             L_ERR,

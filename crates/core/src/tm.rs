@@ -14,11 +14,24 @@
 //!
 //! Script functions: `t_relay`, `t_newtran`, `t_check_trans`, `t_reply`, `t_on_failure`,
 //! `t_on_reply`, `t_on_branch`, `t_was_cancelled`, `t_check_status`, `t_local_replied`,
-//! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`,
-//! `t_reply_by_callid`, `t_replicate`; the pseudo-variables `$T_reply_code`, `$T_branch_idx`
-//! and `$T_id`; the MI commands `t_reply` and `t_uac_dlg` ([`mi`]). Modparams: `fr_timeout`,
-//! `fr_inv_timeout`, `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`,
-//! `wt_timer`, `delete_timer`, `enable_stats`, `ruri_matching`, `via1_matching`.
+//! `t_add_hdrs`, `t_add_cancel_reason`, `t_flush_flags`, `t_cancel_branch`, `t_reply_by_callid`,
+//! `t_replicate`, `t_reply_with_body`, `t_new_request` (a request of tm's own whose replies stay
+//! here; `ctx` is `$avp(uac_ctx)` in the local route); the pseudo-variables `$T_reply_code`,
+//! `$T_branch_idx` (in a failure route: the winning branch, as the table selected it), `$T_id`,
+//! `$T_branch_last_reply_code`, `$T_ruri` (the reply's branch in an onreply route, the winning
+//! branch in a failure route), `$bavp(name)` (branch AVPs, only in branch, onreply and failure
+//! routes: set in a branch route or an onreply route, read there and in the failure route of the
+//! winning branch) and the writable `$T_fr_timeout`/`$T_fr_inv_timeout` (timers B/F and C of the
+//! transaction's next branches, per transaction in the table; fr_inv set in an onreply route also
+//! restarts the reply's branch timer with the new value); the MI commands `t_reply` and `t_uac_dlg`
+//! ([`mi`]). `local_route` runs over every request tm builds itself (`t_new_request`, MI
+//! `t_uac_dlg`) in a script context of its own: its header changes go out, `drop` stops the
+//! request. Modparams: `fr_timeout`, `fr_inv_timeout` (counted, as in OpenSIPS, from a branch's
+//! first provisional), `T1_timer`, `T2_timer`, `disable_6xx_block`, `auto_100trying`,
+//! `restart_fr_on_each_reply` (off: a provisional restarts fr_inv only with a higher code than the
+//! branch had) and `onreply_avp_mode` (1: AVP changes of onreply routes go back to the transaction;
+//! 0: they are dropped, though the routes still read the transaction's AVPs).
+//! Also `wt_timer`, `delete_timer`, `enable_stats`, `ruri_matching`, `via1_matching` (below).
 //!
 //! `t_relay` flags (compiled at fixup; a comma-separated list of OpenSIPS 3.5's names, or the
 //! old numeric bits; an unknown name is a load error): `no-auto-477` (0x02), `no-dns-failover`
@@ -40,7 +53,7 @@
 //! or timed out) fails the branches sending there as a 503 too, on the timer thread
 //! ([`Tm::on_send_error`]). Unlike OpenSIPS, a send failure is retried at completion time
 //! (not at once while other branches are pending), the branch route does not run again for
-//! the new attempt, and no `dst_blacklist` is consulted.
+//! the new attempt. Targets a `dst_blacklist` applying to the message blocks are left out.
 //!
 //! Modparams of this group: `wt_timer` (seconds) is how long a transaction lingers once done,
 //! as OpenSIPS's wait timer: a completed non-INVITE server transaction on an unreliable
@@ -71,8 +84,8 @@ use sipox_script::{
 use sipox_sip_msg::{Method, SipMsg, Transport};
 use sipox_transport::{Dest, Source};
 use sipox_txn::{
-    ClientKey, NewTxn, Peer, ServerKey, ServerState, Trying, TxnConfig, TxnError, TxnEvent, TxnRef,
-    TxnTable,
+    BranchTimers, ClientKey, NewTxn, Peer, ServerKey, ServerState, Trying, TxnConfig, TxnError,
+    TxnEvent, TxnRef, TxnTable,
 };
 
 use crate::runtime::{Runtime, current_source, proto_of, reply_dest};
@@ -92,6 +105,10 @@ pub(crate) struct TmParams {
     t2: Duration,
     disable_6xx_block: bool,
     auto_100trying: bool,
+    /// `restart_fr_on_each_reply`: every provisional restarts fr_inv (else only a higher one).
+    restart_fr_on_each_reply: bool,
+    /// `onreply_avp_mode`: AVP changes of onreply routes are kept in the transaction.
+    onreply_avp_mode: bool,
     /// `Server:` value of the replies tm builds (core `server_header`, `server_signature`).
     pub(crate) server: Option<Bytes>,
     /// `User-Agent:` value of the CANCELs and ACKs tm builds (core `user_agent_header`).
@@ -114,6 +131,8 @@ impl Default for TmParams {
             t2: Duration::from_secs(4),
             disable_6xx_block: false,
             auto_100trying: true,
+            restart_fr_on_each_reply: true,
+            onreply_avp_mode: false,
             server: None,
             user_agent: None,
             wt_timer: None,
@@ -176,6 +195,8 @@ impl TmParams {
                 "ruri_matching" => p.ruri_matching = v != 0,
                 "via1_matching" => p.via1_matching = v != 0,
                 // `delete_timer`: accepted, nothing to retry (see the module doc).
+                "restart_fr_on_each_reply" => p.restart_fr_on_each_reply = v != 0,
+                "onreply_avp_mode" => p.onreply_avp_mode = v != 0,
                 _ => {}
             }
         }
@@ -189,6 +210,8 @@ impl TmParams {
             .fr_timeout(Some(self.fr_timeout))
             .timer_c(Some(self.fr_inv_timeout))
             .timer_c_fails_at_once(true)
+            .restart_timer_c(self.restart_fr_on_each_reply)
+            .timer_c_from_provisional(true)
             .six_xx_cancels(!self.disable_6xx_block)
             .trying(if self.auto_100trying {
                 Trying::Immediately
@@ -242,6 +265,8 @@ struct TmTxn {
     flags: u8,
     /// DNS failover: the further RFC 3263 targets of branches that have some.
     dns: Vec<DnsAlt>,
+    /// Per branch (by index): R-URI, reply codes, branch AVPs.
+    bdata: Vec<BranchData>,
 }
 
 /// A branch whose destination host resolved to several targets: what DNS failover needs to
@@ -275,6 +300,28 @@ impl DnsAlt {
     }
 }
 
+/// What tm remembers of one branch of a server transaction.
+#[derive(Debug, Default)]
+struct BranchData {
+    /// The R-URI it was sent with (`$T_ruri` in a failure route).
+    uri: Box<[u8]>,
+    /// The last reply code received on it (`$T_branch_last_reply_code`; 0: none).
+    last_code: u16,
+    /// Its final outcome (received, or 408/503 of a local failure; 0: pending).
+    final_code: u16,
+    /// `$bavp` values set for it (branch route, its onreply routes).
+    bavps: Bavps,
+}
+
+/// Branch AVPs: name and value, one value per name.
+type Bavps = Vec<(Box<str>, BVal)>;
+
+#[derive(Debug, Clone)]
+enum BVal {
+    Int(i64),
+    Str(Box<[u8]>),
+}
+
 impl TmTxn {
     /// A final response went upstream: no failure route, new branch or local reply can follow,
     /// so what only they need is released (the transaction lives on for its timers).
@@ -285,6 +332,21 @@ impl TmTxn {
         self.on_branch = None;
         self.hdrs = Vec::new();
         self.dns = Vec::new();
+    }
+
+    /// The branch whose final reply `code` was selected (OpenSIPS's picked branch): its
+    /// index, R-URI, last reply code and branch AVPs, for the failure route.
+    fn winning_branch(
+        &self,
+        selected: Option<usize>,
+        code: u16,
+    ) -> Option<(usize, Box<[u8]>, u16, Bavps)> {
+        let pick = |c: u16| self.bdata.iter().position(|d| d.final_code == c);
+        let w = selected
+            .or_else(|| pick(code))
+            .or_else(|| if code == 500 { pick(503) } else { None })?;
+        let d = self.bdata.get(w)?;
+        Some((w, d.uri.clone(), d.last_code, d.bavps.clone()))
     }
 
     /// What the CANCELs of this transaction's branches carry besides the usual headers.
@@ -335,6 +397,11 @@ pub(crate) struct Tm {
     /// Asynchronous send failures (a TCP connect refused or timed out) waiting for the timer
     /// thread: the branches sending there fail as with a 503.
     send_errors: Mutex<Vec<Peer>>,
+    /// `fr_timeout` and `fr_inv_timeout` (what `$T_fr_timeout`/`$T_fr_inv_timeout` read when
+    /// the transaction has no value of its own).
+    fr_default: (Duration, Duration),
+    /// `onreply_avp_mode`.
+    onreply_avp_mode: bool,
 }
 
 /// Registers the `tm` statistics (OpenSIPS's names) of the runtime's transaction layer.
@@ -383,6 +450,8 @@ pub(crate) struct TmStats {
 thread_local! {
     /// Events waiting for a point where no script runs on this thread.
     static PENDING: RefCell<VecDeque<(usize, TxnEvent)>> = const { RefCell::new(VecDeque::new()) };
+    /// `local_route` runs on this thread (no nested run for requests it makes).
+    static IN_LOCAL_ROUTE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Granularity of the tm timer thread (OpenSIPS's utimer ticks at 100 ms).
@@ -438,6 +507,8 @@ impl Tm {
             stats: std::sync::OnceLock::new(),
             stats_enabled: params.enable_stats,
             send_errors: Mutex::new(Vec::new()),
+            fr_default: (params.fr_timeout, params.fr_inv_timeout),
+            onreply_avp_mode: params.onreply_avp_mode,
         }
     }
 
@@ -584,6 +655,9 @@ impl Tm {
                     if let Some(d) = t.dns.iter_mut().find(|d| d.branch == branch) {
                         d.code = code;
                     }
+                    if let Some(d) = t.bdata.get_mut(b.idx) {
+                        d.final_code = code;
+                    }
                 }
             }
             TxnEvent::BestFinal { txn, code, msg } => self.on_best_final(rt, i, txn, code, msg),
@@ -649,7 +723,9 @@ impl Tm {
         relay: bool,
     ) {
         let code = msg.status().unwrap_or(0);
-        let (route, idx, src, tctx) = {
+        let prog = rt.program();
+        let global = prog.route(RouteKind::OnReply, None).is_some();
+        let (route, idx, src, tctx, bavps, buri) = {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
             let b = sh.branches.get(&branch).copied();
@@ -665,18 +741,35 @@ impl Tm {
                     if code >= 200 {
                         t.last_local = false;
                     }
+                    let routes = global || t.on_reply.is_some();
+                    let d = t.bdata.get_mut(b.idx);
+                    let (bavps, buri) = match d {
+                        Some(d) => {
+                            d.last_code = code;
+                            if code >= 200 {
+                                d.final_code = code;
+                            }
+                            if routes {
+                                (Some(d.bavps.clone()), Some(d.uri.clone()))
+                            } else {
+                                (None, None)
+                            }
+                        }
+                        None => (None, None),
+                    };
                     (
                         t.on_reply.clone(),
                         Some(b.idx),
                         Some(t.src),
                         Some(t.ctx.clone()),
+                        bavps,
+                        buri,
                     )
                 }
-                None => (None, b.map(|b| b.idx), None, None),
+                None => (None, b.map(|b| b.idx), None, None, None, None),
             }
         };
-        let prog = rt.program();
-        let global = prog.route(RouteKind::OnReply, None).is_some();
+        let had_bavps = bavps.as_ref().is_some_and(|v| !v.is_empty());
         let mut msg = msg;
         if global || route.is_some() {
             let out = crate::runtime::with_cx(rt, &prog, |cx| {
@@ -690,6 +783,10 @@ impl Tm {
                     st.code = code;
                     st.branch = idx;
                     st.client = Some(branch);
+                    st.last_code = Some(code);
+                    st.bavps = bavps.unwrap_or_default();
+                    st.bavp_on = true;
+                    st.t_ruri = buri;
                 }
                 let mut dropped = false;
                 if global {
@@ -700,11 +797,33 @@ impl Tm {
                 {
                     dropped |= matches!(cx.run_route(RouteKind::OnReply, Some(r)), Outcome::Drop);
                 }
+                // onreply_avp_mode 1: the route's AVP changes go back to the transaction.
+                let kept = match &tctx {
+                    Some(c) if self.onreply_avp_mode => Some(cx.save_txn_ctx().with_flags_of(c)),
+                    _ => None,
+                };
+                let bavps = cx
+                    .state::<TmState>()
+                    .map(|st| std::mem::take(&mut st.bavps));
                 let m = cx.take_message();
                 cx.clear_message();
-                (m, dropped)
+                (m, dropped, kept, bavps)
             });
-            let (Some(m), dropped) = out else {
+            let (m, dropped, kept, bavps) = out;
+            let changed =
+                kept.is_some() || had_bavps || bavps.as_ref().is_some_and(|v| !v.is_empty());
+            if let (Some(b), Some(idx), true) = (server, idx, changed) {
+                let mut g = self.shard(i).lock();
+                if let Some(t) = g.txns.get_mut(&b) {
+                    if let Some(c) = kept {
+                        t.ctx = c;
+                    }
+                    if let (Some(d), Some(v)) = (t.bdata.get_mut(idx), bavps) {
+                        d.bavps = v;
+                    }
+                }
+            }
+            let Some(m) = m else {
                 return;
             };
             // drop() stops only provisional replies.
@@ -767,17 +886,19 @@ impl Tm {
         let failure = {
             let mut g = self.shard(i).lock();
             let nb = g.table.branches(sk).len();
+            let selected = g.table.selected_branch_index(sk);
             g.txns.get_mut(&sk).and_then(|t| {
                 if code >= 300 {
+                    let win = t.winning_branch(selected, code);
                     t.on_failure
                         .take()
-                        .map(|r| (r, t.base.clone(), t.src, nb, t.ctx.clone()))
+                        .map(|r| (r, t.base.clone(), t.src, nb, t.ctx.clone(), win))
                 } else {
                     None
                 }
             })
         };
-        if let Some((route, base, src, before, tctx)) = failure {
+        if let Some((route, base, src, before, tctx, win)) = failure {
             let prog = rt.program();
             if prog.route(RouteKind::Failure, Some(&route)).is_some()
                 && let Ok(req) = SipMsg::parse(base)
@@ -790,6 +911,13 @@ impl Tm {
                         st.txn = Some((i, sk));
                         st.code = code;
                         st.failure = true;
+                        st.bavp_on = true;
+                        if let Some((idx, uri, last, bavps)) = win {
+                            st.branch = Some(idx);
+                            st.t_ruri = Some(uri);
+                            st.last_code = Some(last);
+                            st.bavps = bavps;
+                        }
                     }
                     let o = cx.run_route(RouteKind::Failure, Some(&route));
                     cx.clear_message();
@@ -978,6 +1106,7 @@ impl Tm {
                             invite: msg.method() == Some(Method::Invite),
                             flags: 0,
                             dns: Vec::new(),
+                            bdata: Vec::new(),
                         },
                     );
                     self.stat(|s| s.uas.inc());
@@ -1000,9 +1129,10 @@ impl Tm {
                 st.on_branch.take(),
                 std::mem::take(&mut st.hdrs),
                 st.cancel_reason.take(),
+                std::mem::take(&mut st.timers),
             )
         });
-        if let Some((f, r, b, hdrs, reason)) = pend {
+        if let Some((f, r, b, hdrs, reason, timers)) = pend {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
             if let Some(t) = sh.txns.get_mut(&sk) {
@@ -1014,6 +1144,7 @@ impl Tm {
                 sh.table.set_cancel_headers(sk, t.cancel_headers());
                 sh.table
                     .set_ack_headers(sk, Bytes::copy_from_slice(&t.hdrs));
+                sh.table.set_branch_timers(sk, timers);
             }
         }
         Ok(Some((i, sk, true)))
@@ -1059,6 +1190,42 @@ impl Tm {
             r
         };
         // Counted before it leaves, so whoever got the reply sees it in the statistics.
+        if r.is_ok() {
+            rt.counters.sl_sent(code);
+            self.stat(|s| s.local_replies.inc());
+            if code >= 200 {
+                self.count_final(code);
+            }
+        }
+        self.pump(rt, i);
+        r.is_ok()
+    }
+
+    /// [`Self::reply_on`] with a body `(content type, body)` (`t_reply_with_body`).
+    #[allow(clippy::too_many_arguments)] // a reply's parts
+    fn reply_on_full(
+        &self,
+        rt: &Runtime,
+        i: usize,
+        sk: ServerKey,
+        code: u16,
+        reason: &[u8],
+        hdrs: &[u8],
+        body: Option<(&[u8], &[u8])>,
+    ) -> bool {
+        let r = {
+            let mut g = self.shard(i).lock();
+            let r = g
+                .table
+                .reply_full(now(), sk, code, reason, None, hdrs, body);
+            if r.is_ok()
+                && code >= 200
+                && let Some(t) = g.txns.get_mut(&sk)
+            {
+                t.settle();
+            }
+            r
+        };
         if r.is_ok() {
             rt.counters.sl_sent(code);
             self.stat(|s| s.local_replies.inc());
@@ -1248,12 +1415,22 @@ impl Tm {
             };
             // branch_route: runs once per branch with $ru/$du/path/branch flags of that
             // branch; its header edits stay on this branch only; `drop` discards it.
+            // `$bavp` set by the branch route belong to this branch only.
+            let mut bavps = Bavps::new();
             if let Some(name) = &on_branch {
+                if let Some(st) = cx.state::<TmState>() {
+                    st.bavps.clear();
+                    st.bavp_on = true;
+                }
                 cx.set_ruri(&uri);
                 cx.set_dst_uri(&duri);
                 cx.set_path(&path);
                 cx.set_bflags(bflags);
-                match cx.run_route_nested(RouteKind::Branch, Some(name)) {
+                let out = cx.run_route_nested(RouteKind::Branch, Some(name));
+                if let Some(st) = cx.state::<TmState>() {
+                    st.bavp_on = st.failure;
+                }
+                match out {
                     Outcome::Drop => {
                         if let Some(m) = cx.msg_mut() {
                             m.truncate_edits(mark);
@@ -1271,7 +1448,12 @@ impl Tm {
                 uri = cx.ruri().to_vec();
                 duri = cx.dst_uri().to_vec();
                 path = cx.path().to_vec();
+                if let Some(st) = cx.state::<TmState>() {
+                    bavps = std::mem::take(&mut st.bavps);
+                    st.bavp_on = st.failure;
+                }
             }
+
             let id = self.new_branch_id(i);
             let b = BranchTarget {
                 uri: &uri,
@@ -1308,6 +1490,11 @@ impl Tm {
                         },
                     );
                     t.nbranches += 1;
+                    t.bdata.push(BranchData {
+                        uri: uri.as_slice().into(),
+                        bavps,
+                        ..BranchData::default()
+                    });
                     if t.rr.is_none() {
                         t.rr = rr;
                     }
@@ -1452,6 +1639,171 @@ fn request_disposition_no_cancel(msg: &SipMsg) -> bool {
                 .split(|&c| c == b',')
                 .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"no-cancel"))
         })
+}
+
+/// Header lines as MI gives them (real CRLFs, bare LFs or escaped `\r\n`), CRLF-ended.
+pub(crate) fn lines(s: &str) -> Vec<String> {
+    s.replace("\\r\\n", "\n")
+        .replace("\r\n", "\n")
+        .split('\n')
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && *l != ".")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn name_of(line: &str) -> String {
+    line.split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+pub(crate) fn has(ls: &[String], long: &str, short: &str) -> bool {
+    ls.iter().any(|l| {
+        let n = name_of(l);
+        n == long || n == short
+    })
+}
+
+/// A request tm sends on its own (MI `t_uac_dlg`, `t_new_request`): header lines without
+/// CRLF; From and To are among them.
+pub(crate) struct UacRequest<'a> {
+    method: &'a str,
+    ruri: &'a str,
+    hdrs: &'a [String],
+    next_hop: Option<&'a str>,
+    socket: Option<&'a str>,
+    body: Option<&'a str>,
+    /// `t_new_request`'s context: `$avp(uac_ctx)` in the local route.
+    ctx: Option<&'a str>,
+}
+
+/// Why a local request did not go out.
+#[derive(Debug)]
+pub(crate) enum UacError {
+    /// The next hop is no usable SIP URI or does not resolve.
+    BadHop,
+    /// No (such) local socket for it.
+    NoSocket,
+    /// The transaction could not start.
+    Failed,
+    /// The local route dropped it.
+    Dropped,
+}
+
+impl Tm {
+    /// Builds a request of tm's own (Via with a new branch, From tag, Call-ID, CSeq,
+    /// Max-Forwards when missing), runs `local_route` over it (header changes go out, `drop`
+    /// stops it) and starts its client transaction; `local` says where its replies go.
+    fn send_local(
+        &self,
+        rt: &Arc<Runtime>,
+        r: &UacRequest<'_>,
+        local: Local,
+    ) -> Result<(), UacError> {
+        let hop = r.next_hop.unwrap_or(r.ruri);
+        let u = sipox_sip_msg::uri(hop.as_bytes()).map_err(|_| UacError::BadHop)?;
+        let target = sipox_proxy::request_target(&u).map_err(|_| UacError::BadHop)?;
+        let (addr, transport) = match target.socket_addr() {
+            Some(a) => (a, target.transport),
+            None => crate::fns::resolve_name(rt, &target).ok_or(UacError::BadHop)?,
+        };
+        let tx = rt.transports().ok_or(UacError::Failed)?;
+        let sock = match r.socket {
+            Some(s) => tx
+                .sockets()
+                .iter()
+                .find(|si| {
+                    let spec = format!("{}:{}", si.proto.as_str(), si.local);
+                    spec.eq_ignore_ascii_case(s.trim()) || si.local.to_string() == s.trim()
+                })
+                .ok_or(UacError::NoSocket)?,
+            None => tx
+                .socket_for(proto_of(transport), &addr)
+                .ok_or(UacError::NoSocket)?,
+        };
+        let (host, port) = match &sock.advertised {
+            Some((h, p)) => (h.clone(), *p),
+            None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
+        };
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let i = usize::try_from(n % SHARDS as u64).unwrap_or(0);
+        let branch = self.new_branch_id(i);
+        let method = r.method;
+        let mut req = format!("{method} {} SIP/2.0\r\n", r.ruri);
+        req.push_str(&format!(
+            "Via: {}\r\n",
+            sipox_proxy::via_value(transport, &host, port, &branch, false)
+        ));
+        if !has(r.hdrs, "max-forwards", "") {
+            req.push_str("Max-Forwards: 70\r\n");
+        }
+        for l in r.hdrs {
+            let name = name_of(l);
+            if name == "content-length" || name == "l" {
+                continue;
+            }
+            req.push_str(l);
+            if (name == "from" || name == "f") && !l.to_ascii_lowercase().contains(";tag=") {
+                req.push_str(&format!(";tag={:x}{n:x}", self.seed & 0xff_ffff));
+            }
+            req.push_str("\r\n");
+        }
+        if !has(r.hdrs, "call-id", "i") {
+            req.push_str(&format!(
+                "Call-ID: {:x}-{n:x}@{host}\r\n",
+                self.seed & 0xff_ffff
+            ));
+        }
+        if !has(r.hdrs, "cseq", "") {
+            req.push_str(&format!("CSeq: 1 {method}\r\n"));
+        }
+        let body = r.body.unwrap_or_default();
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        let mut bytes = Bytes::from(req.into_bytes());
+        let prog = rt.program();
+        // A request made from within local_route itself does not run it again.
+        if prog.route(RouteKind::Local, None).is_some() && !IN_LOCAL_ROUTE.get() {
+            let msg = SipMsg::parse(bytes).map_err(|_| UacError::Failed)?;
+            // A context of its own: this may run inside another route's script call.
+            let mut cx = crate::runtime::new_cx(rt, &prog);
+            cx.set_time_us(crate::runtime::now_us());
+            cx.set_message(msg);
+            if let Some(c) = r.ctx {
+                cx.push_avp_str("uac_ctx", c.as_bytes());
+            }
+            IN_LOCAL_ROUTE.set(true);
+            let out = cx.run_route(RouteKind::Local, None);
+            IN_LOCAL_ROUTE.set(false);
+            match out {
+                Outcome::Drop => return Err(UacError::Dropped),
+                Outcome::Error(e) => {
+                    rt.log
+                        .log(crate::logging::L_ERR, &format!("local_route: {e}"));
+                }
+                _ => {}
+            }
+            let m = cx.take_message().ok_or(UacError::Failed)?;
+            bytes = written(&m);
+        }
+        let r = {
+            let mut g = self.shard(i).lock();
+            let r = g
+                .table
+                .send_request(now(), bytes, Peer { transport, addr }, None);
+            if let Ok(ck) = r {
+                g.locals.insert(ck, local);
+            }
+            r
+        };
+        // Events are dispatched by the caller once no script runs (MI: at once).
+        self.pump(rt, i);
+        r.map_err(|_| UacError::Failed)?;
+        self.stat(|s| s.uac.inc());
+        Ok(())
+    }
 }
 
 /// The message as written with the script's edits (R-URI change excluded).
@@ -1607,6 +1959,17 @@ pub(crate) struct TmState {
     cancel_reason: Option<Vec<u8>>,
     /// The branch whose reply an onreply route runs for.
     client: Option<ClientKey>,
+    /// `$T_branch_last_reply_code`: of the reply's branch (onreply), of the winning branch
+    /// (failure route).
+    last_code: Option<u16>,
+    /// `$T_ruri`: the R-URI of the winning branch in a failure route.
+    t_ruri: Option<Box<[u8]>>,
+    /// `$bavp` values of the current branch (branch route, onreply route, failure route).
+    bavps: Bavps,
+    /// A branch, onreply or failure route runs: `$bavp` is usable.
+    bavp_on: bool,
+    /// `$T_fr_timeout`/`$T_fr_inv_timeout` given before the transaction exists.
+    timers: BranchTimers,
 }
 
 impl MsgState for TmState {
@@ -2217,6 +2580,316 @@ impl Call for TReplicate {
     }
 }
 
+/// `t_reply_with_body(code, reason, body)`: a stateful reply whose Content-Type comes from
+/// the `append_to_reply` headers (none without one).
+#[derive(Debug)]
+struct TReplyWithBody {
+    code: Arg,
+    reason: Arg,
+    body: Arg,
+}
+
+impl Call for TReplyWithBody {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let Some(code) = text(cx, &self.code)
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=699).contains(c))
+        else {
+            cx.log(
+                -1,
+                b"ERROR: t_reply_with_body: reply code must be a number in 100..699",
+            );
+            return Ok(Ret(-1));
+        };
+        // ACKs are not answered, and (as in OpenSIPS) that ends the script.
+        if cx.msg().and_then(SipMsg::method) == Some(Method::Ack) {
+            return Err(Stop::Exit);
+        }
+        let reason = text(cx, &self.reason);
+        let body = text(cx, &self.body);
+        let (i, sk) = match rt.tm.ensure_txn(&rt, cx) {
+            Ok(Some((i, sk, _))) => (i, sk),
+            Ok(None) => return Err(Stop::Exit),
+            Err(e) => return Ok(Ret(e)),
+        };
+        if let Some(st) = cx.state::<TmState>() {
+            st.code = code;
+        }
+        // The Content-Type line of the reply headers types the body; Content-Length is ours.
+        let mut extra = Vec::with_capacity(cx.reply_headers().len());
+        let mut ctype: Option<Vec<u8>> = None;
+        for line in cx.reply_headers().split_inclusive(|&c| c == b'\n') {
+            let (name, value) = match line.iter().position(|&c| c == b':') {
+                Some(p) => (line[..p].trim_ascii(), line[p + 1..].trim_ascii()),
+                None => (line.trim_ascii(), &b""[..]),
+            };
+            if name.eq_ignore_ascii_case(b"content-type") || name.eq_ignore_ascii_case(b"c") {
+                ctype = Some(value.to_vec());
+            } else if !(name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"l"))
+            {
+                extra.extend_from_slice(line);
+            }
+        }
+        // Without one the body goes untyped, as OpenSIPS sends it.
+        let ct = ctype.unwrap_or_default();
+        let b = (!body.is_empty()).then_some((ct.as_slice(), body.as_bytes()));
+        let ok = rt
+            .tm
+            .reply_on_full(&rt, i, sk, code, reason.as_bytes(), &extra, b);
+        Ok(Ret(if ok { 1 } else { -1 }))
+    }
+}
+
+/// `t_new_request(method, RURI, from, to [, body [, ctx]])`: a new request of tm's own
+/// towards the RURI (its replies are absorbed). From/To are `[display ]URI`; the body is
+/// `content-type body`; `ctx` is `$avp(uac_ctx)` in the local route.
+#[derive(Debug)]
+struct TNewRequest {
+    method: Arg,
+    ruri: Arg,
+    from: Arg,
+    to: Arg,
+    body: Arg,
+    ctx: Arg,
+}
+
+/// `[display ]URI` as a From/To value: `display <URI>`.
+fn name_addr(s: &str) -> String {
+    let s = s.trim();
+    if s.contains('<') {
+        return s.to_owned();
+    }
+    match s.rsplit_once(char::is_whitespace) {
+        Some((d, u)) => format!("{} <{}>", d.trim(), u.trim()),
+        None => format!("<{s}>"),
+    }
+}
+
+impl Call for TNewRequest {
+    fn call(&self, cx: &mut MsgCx) -> R {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Ok(Ret(-1));
+        };
+        let method = text(cx, &self.method).trim().to_owned();
+        let ruri = text(cx, &self.ruri).trim().to_owned();
+        if method.is_empty()
+            || !method.bytes().all(|c| c.is_ascii_alphabetic())
+            || sipox_sip_msg::uri(ruri.as_bytes()).is_err()
+        {
+            cx.log(-1, b"ERROR: t_new_request: bad method or RURI");
+            return Ok(Ret(-1));
+        }
+        let from = name_addr(&text(cx, &self.from));
+        let to = name_addr(&text(cx, &self.to));
+        let mut hdrs = vec![format!("From: {from}"), format!("To: {to}")];
+        let body_arg = match &self.body {
+            Arg::None => String::new(),
+            a => text(cx, a),
+        };
+        let body = match body_arg.trim_start().split_once(char::is_whitespace) {
+            Some((ct, b)) if !b.is_empty() => {
+                hdrs.push(format!("Content-Type: {ct}"));
+                Some(b.to_owned())
+            }
+            _ => None,
+        };
+        let ctx = match &self.ctx {
+            Arg::None => None,
+            a => Some(text(cx, a)),
+        };
+        let req = UacRequest {
+            method: &method,
+            ruri: &ruri,
+            hdrs: &hdrs,
+            next_hop: None,
+            socket: None,
+            body: body.as_deref(),
+            ctx: ctx.as_deref(),
+        };
+        match rt.tm.send_local(&rt, &req, Local::Replica) {
+            Ok(()) => Ok(Ret(1)),
+            Err(e) => {
+                cx.log(
+                    -1,
+                    format!("ERROR: t_new_request: not sent ({e:?})").as_bytes(),
+                );
+                Ok(Ret(-1))
+            }
+        }
+    }
+}
+
+/// `$T_branch_last_reply_code`.
+#[derive(Debug)]
+struct BranchLastCodePv;
+
+impl ModulePv for BranchLastCodePv {
+    fn get(&self, cx: &mut MsgCx, _out: &mut Vec<u8>) -> Kind {
+        match cx.peek_state::<TmState>().and_then(|s| s.last_code) {
+            Some(c) => Kind::Int(i64::from(c)),
+            None => Kind::Null,
+        }
+    }
+}
+
+/// `$T_ruri`: the R-URI of the current branch: the reply's (onreply route), the winning one
+/// (failure route), the request's current one elsewhere; NULL without a transaction.
+#[derive(Debug)]
+struct TRuriPv;
+
+impl ModulePv for TRuriPv {
+    fn get(&self, cx: &mut MsgCx, out: &mut Vec<u8>) -> Kind {
+        let Some(st) = cx.peek_state::<TmState>().filter(|s| s.txn.is_some()) else {
+            return Kind::Null;
+        };
+        match st.t_ruri.as_deref() {
+            Some(u) => out.extend_from_slice(u),
+            None if cx.msg().is_some_and(|m| m.method().is_some()) => {
+                out.extend_from_slice(cx.ruri());
+            }
+            None => return Kind::Null,
+        }
+        Kind::Str
+    }
+}
+
+/// `$bavp(name)`: a value of the current branch (set in its branch route or its onreply
+/// route; read there and in the failure route of the branch that won).
+#[derive(Debug)]
+struct BavpPv {
+    name: Box<str>,
+}
+
+impl ModulePv for BavpPv {
+    fn get(&self, cx: &mut MsgCx, out: &mut Vec<u8>) -> Kind {
+        let v = cx
+            .peek_state::<TmState>()
+            .filter(|s| s.bavp_on)
+            .and_then(|s| s.bavps.iter().find(|(n, _)| **n == *self.name))
+            .map(|(_, v)| v);
+        match v {
+            Some(BVal::Int(i)) => Kind::Int(*i),
+            Some(BVal::Str(b)) => {
+                out.extend_from_slice(b);
+                Kind::Str
+            }
+            None => Kind::Null,
+        }
+    }
+
+    fn with_name(&self, name: &str) -> Option<Arc<dyn ModulePv>> {
+        Some(Arc::new(Self { name: name.into() }))
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn set(&self, cx: &mut MsgCx, kind: Kind, val: &[u8]) {
+        let Some(st) = cx.state::<TmState>().filter(|s| s.bavp_on) else {
+            return;
+        };
+        let v = match kind {
+            Kind::Null => {
+                st.bavps.retain(|(n, _)| **n != *self.name);
+                return;
+            }
+            Kind::Int(i) => BVal::Int(i),
+            _ => BVal::Str(val.into()),
+        };
+        match st.bavps.iter_mut().find(|(n, _)| **n == *self.name) {
+            Some(slot) => slot.1 = v,
+            None => st.bavps.push((self.name.clone(), v)),
+        }
+    }
+}
+
+/// `$T_fr_timeout` (`inv` false) and `$T_fr_inv_timeout` (`inv` true), in seconds: the
+/// timers of the current transaction's next branches (and, for fr_inv set in an onreply
+/// route, of the reply's branch from now on); NULL or 0 restores the modparam.
+#[derive(Debug)]
+struct FrTimeoutPv {
+    inv: bool,
+}
+
+impl FrTimeoutPv {
+    fn pick(&self, t: &BranchTimers) -> Option<Duration> {
+        if self.inv { t.timer_c } else { t.fr_timeout }
+    }
+}
+
+impl ModulePv for FrTimeoutPv {
+    fn get(&self, cx: &mut MsgCx, _out: &mut Vec<u8>) -> Kind {
+        let Some(rt) = cx.ext::<Runtime>() else {
+            return Kind::Null;
+        };
+        let own = match current(cx) {
+            Some((rt, i, sk)) => rt.tm.shard(i).lock().table.branch_timers(sk),
+            None => cx
+                .peek_state::<TmState>()
+                .map(|s| s.timers)
+                .unwrap_or_default(),
+        };
+        let (fr, fr_inv) = rt.tm.fr_default;
+        let d = self
+            .pick(&own)
+            .unwrap_or(if self.inv { fr_inv } else { fr });
+        Kind::Int(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn set(&self, cx: &mut MsgCx, kind: Kind, val: &[u8]) {
+        let secs = match kind {
+            Kind::Int(i) => Some(i),
+            Kind::Null => None,
+            _ => std::str::from_utf8(val)
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+        };
+        let d = secs
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        let apply = |t: &mut BranchTimers| {
+            if self.inv {
+                t.timer_c = d;
+            } else {
+                t.fr_timeout = d;
+            }
+        };
+        // In an onreply route, fr_inv also applies to the reply's branch from now on.
+        let client = cx.peek_state::<TmState>().and_then(|s| s.client);
+        match current(cx) {
+            Some((rt, i, sk)) => {
+                {
+                    let mut g = rt.tm.shard(i).lock();
+                    let mut t = g.table.branch_timers(sk);
+                    apply(&mut t);
+                    g.table.set_branch_timers(sk, t);
+                    if let (true, Some(ck)) = (self.inv, client) {
+                        g.table.set_client_timer_c(now(), ck, d);
+                    }
+                }
+                rt.tm.pump(&rt, i);
+            }
+            None => {
+                if let Some(st) = cx.state::<TmState>() {
+                    apply(&mut st.timers);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ReplyCodePv;
 
@@ -2386,6 +3059,29 @@ pub(crate) fn register(r: &mut Registry) {
                 }),
             },
             FnDef {
+                sig: Sig::new("tm", "t_reply_with_body", "a,a,a", REQUEST | FAILURE),
+                build: Some(|mut a| {
+                    Ok(Box::new(TReplyWithBody {
+                        code: take(&mut a, 0),
+                        reason: take(&mut a, 1),
+                        body: take(&mut a, 2),
+                    }))
+                }),
+            },
+            FnDef {
+                sig: Sig::new("tm", "t_new_request", "a,a,a,a,a?,a?", route_mask::ALL),
+                build: Some(|mut a| {
+                    Ok(Box::new(TNewRequest {
+                        method: take(&mut a, 0),
+                        ruri: take(&mut a, 1),
+                        from: take(&mut a, 2),
+                        to: take(&mut a, 3),
+                        body: take(&mut a, 4),
+                        ctx: take(&mut a, 5),
+                    }))
+                }),
+            },
+            FnDef {
                 sig: Sig::new("tm", "t_replicate", "a,a?", REQUEST),
                 build: Some(|mut a| {
                     Ok(Box::new(TReplicate {
@@ -2396,6 +3092,11 @@ pub(crate) fn register(r: &mut Registry) {
         ],
     });
     r.add_pv("T_reply_code", Arc::new(ReplyCodePv));
+    r.add_pv("T_branch_last_reply_code", Arc::new(BranchLastCodePv));
+    r.add_pv("T_ruri", Arc::new(TRuriPv));
+    r.add_pv("bavp", Arc::new(BavpPv { name: "".into() }));
+    r.add_pv("T_fr_timeout", Arc::new(FrTimeoutPv { inv: false }));
+    r.add_pv("T_fr_inv_timeout", Arc::new(FrTimeoutPv { inv: true }));
     r.add_pv("T_branch_idx", Arc::new(BranchIdxPv));
     r.add_pv("T_id", Arc::new(TIdPv));
 }
@@ -2410,40 +3111,14 @@ pub(crate) mod mi {
     use serde_json::{Value, json};
     use sipox_mi::{MiCx, MiError, MiParams};
     use sipox_sip_msg::SipMsg;
-    use sipox_txn::{Peer, ServerKey};
+    use sipox_txn::ServerKey;
 
-    use super::{Local, SHARDS, now};
-    use crate::runtime::{Runtime, proto_of};
+    use super::{Local, SHARDS, UacError, UacRequest, has, lines, name_of, now};
+    use crate::runtime::Runtime;
 
     fn runtime(cx: &MiCx<'_>) -> Result<Arc<Runtime>, MiError> {
         cx.get::<Runtime>()
             .ok_or_else(|| MiError::server_error("the SIP runtime is not running"))
-    }
-
-    /// Header lines as MI gives them (real CRLFs, bare LFs or escaped `\r\n`), CRLF-ended.
-    fn lines(s: &str) -> Vec<String> {
-        s.replace("\\r\\n", "\n")
-            .replace("\r\n", "\n")
-            .split('\n')
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty() && *l != ".")
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn name_of(line: &str) -> String {
-        line.split(':')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    }
-
-    fn has(ls: &[String], long: &str, short: &str) -> bool {
-        ls.iter().any(|l| {
-            let n = name_of(l);
-            n == long || n == short
-        })
     }
 
     /// `t_reply code reason trans_id to_tag [new_headers] [body]`: a reply on a pending
@@ -2543,88 +3218,30 @@ pub(crate) mod mi {
         if !has(&hdrs, "to", "t") {
             return Err(MiError::with_data(400, "To missing", ""));
         }
-        let hop = next_hop.as_deref().unwrap_or(&ruri);
-        let bad_hop = || MiError::with_data(400, "Invalid NEXTHOP", "");
-        let u = sipox_sip_msg::uri(hop.as_bytes()).map_err(|_| bad_hop())?;
-        let target = sipox_proxy::request_target(&u).map_err(|_| bad_hop())?;
-        let (addr, transport) = match target.socket_addr() {
-            Some(a) => (a, target.transport),
-            None => crate::fns::resolve_name(&rt, &target).ok_or_else(bad_hop)?,
-        };
-        let tx = rt
-            .transports()
-            .ok_or_else(|| MiError::server_error("no transports"))?;
-        let sock = match &socket {
-            Some(s) => tx
-                .sockets()
-                .iter()
-                .find(|si| {
-                    let spec = format!("{}:{}", si.proto.as_str(), si.local);
-                    spec.eq_ignore_ascii_case(s.trim()) || si.local.to_string() == s.trim()
-                })
-                .ok_or_else(|| MiError::with_data(404, "Local socket not found", ""))?,
-            None => tx
-                .socket_for(proto_of(transport), &addr)
-                .ok_or_else(|| MiError::with_data(404, "Local socket not found", ""))?,
-        };
-        let (host, port) = match &sock.advertised {
-            Some((h, p)) => (h.clone(), *p),
-            None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
-        };
-        let tm = &rt.tm;
-        let n = tm.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let i = usize::try_from(n % SHARDS as u64).unwrap_or(0);
-        let branch = tm.new_branch_id(i);
-        let mut req = format!("{method} {ruri} SIP/2.0\r\n");
-        req.push_str(&format!(
-            "Via: {}\r\n",
-            sipox_proxy::via_value(transport, &host, port, &branch, false)
-        ));
-        if !has(&hdrs, "max-forwards", "") {
-            req.push_str("Max-Forwards: 70\r\n");
-        }
-        for l in &hdrs {
-            let name = name_of(l);
-            if name == "content-length" || name == "l" {
-                continue;
-            }
-            req.push_str(l);
-            if (name == "from" || name == "f") && !l.to_ascii_lowercase().contains(";tag=") {
-                req.push_str(&format!(";tag={:x}{n:x}", tm.seed & 0xff_ffff));
-            }
-            req.push_str("\r\n");
-        }
-        if !has(&hdrs, "call-id", "i") {
-            req.push_str(&format!(
-                "Call-ID: {:x}-{n:x}@{host}\r\n",
-                tm.seed & 0xff_ffff
-            ));
-        }
-        if !has(&hdrs, "cseq", "") {
-            req.push_str(&format!("CSeq: 1 {method}\r\n"));
-        }
-        let body = body.unwrap_or_default();
-        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         let (send, recv) = std::sync::mpsc::channel();
-        let r = {
-            let mut g = tm.shard(i).lock();
-            let r = g.table.send_request(
-                now(),
-                bytes::Bytes::from(req.into_bytes()),
-                Peer { transport, addr },
-                None,
-            );
-            if let Ok(ck) = r {
-                g.locals.insert(ck, Local::Uac(send));
-            }
-            r
+        let req = UacRequest {
+            method: &method,
+            ruri: &ruri,
+            hdrs: &hdrs,
+            next_hop: next_hop.as_deref(),
+            socket: socket.as_deref(),
+            body: body.as_deref(),
+            ctx: None,
         };
-        tm.pump(&rt, i);
-        tm.dispatch_pending(&rt);
-        if r.is_err() {
-            return Ok(json!({ "Status": "500 MI/UAC failed" }));
+        let sent = rt.tm.send_local(&rt, &req, Local::Uac(send));
+        rt.tm.dispatch_pending(&rt);
+        match sent {
+            Ok(()) => {}
+            Err(UacError::BadHop) => {
+                return Err(MiError::with_data(400, "Invalid NEXTHOP", ""));
+            }
+            Err(UacError::NoSocket) => {
+                return Err(MiError::with_data(404, "Local socket not found", ""));
+            }
+            Err(UacError::Failed | UacError::Dropped) => {
+                return Ok(json!({ "Status": "500 MI/UAC failed" }));
+            }
         }
-        tm.stat(|s| s.uac.inc());
         // Timer B/F or fr_inv_timeout end the transaction with a 408 well before this.
         match recv.recv_timeout(Duration::from_secs(600)) {
             Ok(Ok(m)) => Ok(reply_json(&m)),

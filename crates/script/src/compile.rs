@@ -1549,7 +1549,8 @@ impl<'a> Compiler<'a> {
                     && self.loaded_has(m)
                     && let Some(p) = self.reg.pv(other)
                 {
-                    return Ok(Some(Pv::Module(Arc::clone(p))));
+                    let named = name.and_then(|n| p.with_name(n));
+                    return Ok(Some(Pv::Module(named.unwrap_or_else(|| Arc::clone(p)))));
                 }
                 match crate::modules::module_pv(other, &self.loaded) {
                     Ok(Some(p)) => {
@@ -1580,6 +1581,9 @@ impl<'a> Compiler<'a> {
 }
 
 fn is_writable(pv: &Pv) -> bool {
+    if let Pv::Module(m) = pv {
+        return m.writable();
+    }
     matches!(
         pv,
         Pv::Var(_)

@@ -152,6 +152,16 @@ pub struct TxnCtx {
     avps: Vec<(u32, Vec<Val>)>,
 }
 
+impl TxnCtx {
+    /// These AVPs with the message flags of `other` (what a reply route may change of a
+    /// transaction: its AVPs, not its flags).
+    #[must_use]
+    pub fn with_flags_of(mut self, other: &Self) -> Self {
+        self.flags = other.flags;
+        self
+    }
+}
+
 /// An AVP stack: index 0 is the newest value. Entries beyond `len` are kept as spare buffers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AvpStack {
@@ -624,6 +634,17 @@ impl MsgCx {
             .and_then(|i| self.avps.get(i))
             .map(|s| s.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Pushes a string value on `$avp(name)` (nothing when the script never names it).
+    pub fn push_avp_str(&mut self, name: &str, v: &[u8]) {
+        let Some(i) = self.prog.avp_names.iter().position(|n| n == name) else {
+            return;
+        };
+        if let Some(st) = self.avps.get_mut(i) {
+            let mut b = v.to_vec();
+            st.push(Kind::Str, &mut b);
+        }
     }
 
     /// True when the message flag is set.

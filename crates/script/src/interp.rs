@@ -1006,6 +1006,7 @@ impl MsgCx {
                 }
             }
             Pv::Avp(id) => self.avp_set(*id, op, idx, matches!(r.idx, Idx::None), kind, buf),
+            Pv::Module(m) => m.set(self, kind, buf),
             Pv::AvpDyn(f) => {
                 let mut b = self.take_buf();
                 self.eval_fmt(f, &mut b);

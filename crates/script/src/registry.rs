@@ -388,6 +388,20 @@ impl Call for NotImplemented {
 pub trait ModulePv: Send + Sync + fmt::Debug {
     /// Reads the value into `out`.
     fn get(&self, cx: &mut MsgCx, out: &mut Vec<u8>) -> Kind;
+
+    /// The variable for the `$name(arg)` spelling (`$bavp(x)`), resolved once when the script
+    /// compiles; `None` keeps this one (the argument is then ignored).
+    fn with_name(&self, _name: &str) -> Option<Arc<dyn ModulePv>> {
+        None
+    }
+
+    /// Whether the script may assign it.
+    fn writable(&self) -> bool {
+        false
+    }
+
+    /// Assigns a value: `val` holds the text of a [`Kind::Str`]; `Kind::Null` unsets.
+    fn set(&self, _cx: &mut MsgCx, _kind: Kind, _val: &[u8]) {}
 }
 
 /// A module's description: name, parameters it accepts, functions it exports.

@@ -19,7 +19,7 @@ pub struct ReplyOpts<'a> {
     pub extra_headers: &'a [u8],
     /// `Server:` header value.
     pub server: Option<&'a [u8]>,
-    /// Body with its content type.
+    /// Body with its content type (empty: no Content-Type line).
     pub body: Option<(&'a [u8], &'a [u8])>,
 }
 
@@ -30,11 +30,14 @@ fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Content-Type (when there is a body), Content-Length, the empty line and the body.
+/// Content-Type (when there is a body and the type is not empty), Content-Length, the empty
+/// line and the body.
 fn put_body(out: &mut Vec<u8>, body: Option<(&[u8], &[u8])>) {
     let body = match body {
         Some((ct, b)) => {
-            put_header(out, b"Content-Type", ct);
+            if !ct.is_empty() {
+                put_header(out, b"Content-Type", ct);
+            }
             b
         }
         None => &[],
@@ -228,7 +231,7 @@ pub struct NewRequest<'a> {
     pub max_forwards: u8,
     /// Extra header lines, each ending in CRLF.
     pub extra_headers: &'a [u8],
-    /// Body with its content type.
+    /// Body with its content type (empty: no Content-Type line).
     pub body: Option<(&'a [u8], &'a [u8])>,
 }
 

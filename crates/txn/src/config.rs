@@ -45,6 +45,13 @@ pub struct TxnConfig {
     /// failed with 408 at once (and still send the CANCEL), as OpenSIPS does when
     /// `fr_inv_timeout` hits, instead of waiting for the CANCEL's outcome (RFC 3261 §16.8).
     pub timer_c_fails_at_once: bool,
+    /// Every provisional response (above 100) restarts timer C (OpenSIPS's
+    /// `restart_fr_on_each_reply`, on by default); off: only one with a higher code than the
+    /// branch had so far (and at least 180 unless it is the first) does.
+    pub restart_timer_c: bool,
+    /// Timer C starts with the first provisional response (100 included) instead of when the
+    /// request is sent, as OpenSIPS's `fr_inv_timeout` does (until then timer B runs alone).
+    pub timer_c_from_provisional: bool,
     /// `Server:` value for the replies the table builds itself (100 Trying, local replies,
     /// local failures): OpenSIPS's `server_header` when `server_signature` is on.
     pub server: Option<Bytes>,
@@ -76,6 +83,8 @@ impl Default for TxnConfig {
             tag_seed: 0x5a5a_1234_9876_abcd,
             fr_timeout: None,
             timer_c_fails_at_once: false,
+            restart_timer_c: true,
+            timer_c_from_provisional: false,
             server: None,
             user_agent: None,
             wait: None,
@@ -141,6 +150,16 @@ impl TxnConfig {
         self.timer_c_fails_at_once = v;
         self
     }
+    /// Enables or disables "each provisional restarts timer C".
+    pub fn restart_timer_c(&mut self, v: bool) -> &mut Self {
+        self.restart_timer_c = v;
+        self
+    }
+    /// Enables or disables "timer C starts with the first provisional".
+    pub fn timer_c_from_provisional(&mut self, v: bool) -> &mut Self {
+        self.timer_c_from_provisional = v;
+        self
+    }
     /// 64·T1: timers B, F, H, J (unreliable), L, M.
     pub(crate) fn t1x64(&self) -> Duration {
         self.t1.saturating_mul(64)
@@ -149,4 +168,14 @@ impl TxnConfig {
     pub(crate) fn timer_bf(&self) -> Duration {
         self.fr_timeout.unwrap_or_else(|| self.t1x64())
     }
+}
+
+/// Per-transaction overrides of the branch timers (OpenSIPS's `$T_fr_timeout` and
+/// `$T_fr_inv_timeout`): for the branches a server transaction creates from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BranchTimers {
+    /// Timers B and F instead of [`TxnConfig::fr_timeout`]; `None` keeps the configuration's.
+    pub fr_timeout: Option<Duration>,
+    /// Timer C instead of [`TxnConfig::timer_c`]; `None` keeps the configuration's.
+    pub timer_c: Option<Duration>,
 }

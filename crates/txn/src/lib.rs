@@ -45,7 +45,7 @@ mod timer;
 mod types;
 
 pub use aggregate::{BranchVerdict, ReplyAggregator, Selected, challenge_lines, rank_better};
-pub use config::{Trying, TxnConfig};
+pub use config::{BranchTimers, Trying, TxnConfig};
 pub use table::{NewTxn, TableStats, TxnTable};
 pub use timer::TimerKind;
 pub use types::{

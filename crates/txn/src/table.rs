@@ -10,7 +10,7 @@ use sipox_sip_msg::{Method, ReplyOpts, SipMsg, build_ack_for_non2xx, build_cance
 use smallvec::SmallVec;
 
 use crate::aggregate::{BranchVerdict, ReplyAggregator, challenge_lines};
-use crate::config::{Trying, TxnConfig};
+use crate::config::{BranchTimers, Trying, TxnConfig};
 use crate::key::{ClientMatch, ServerMatch, client_match, method_class, server_match};
 use crate::slab::Slab;
 use crate::timer::{Entry, Slots, TimerHeap, TimerKind};
@@ -47,6 +47,8 @@ struct ServerTxn {
     ack_hdrs: Bytes,
     /// A 2xx does not cancel the other pending branches (RFC 3841 `no-cancel`).
     keep_branches_on_2xx: bool,
+    /// Timer overrides for the branches created from now on.
+    branch_timers: Option<Box<BranchTimers>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,10 @@ struct ClientTxn {
     cancel: Cancel,
     /// A CANCEL this table generated: its responses are absorbed.
     internal: bool,
+    /// Timer C of this branch in milliseconds (0: none), restarted by provisionals.
+    timer_c_ms: u32,
+    /// The highest provisional code received (0: none), for `restart_timer_c` off.
+    last_prov: u16,
 }
 
 impl ClientTxn {
@@ -458,6 +464,7 @@ impl TxnTable {
             cancel_hdrs: Bytes::new(),
             ack_hdrs: Bytes::new(),
             keep_branches_on_2xx: false,
+            branch_timers: None,
         };
         let sk = ServerKey(self.servers.insert(txn));
         self.server_map.insert(key, sk);
@@ -619,10 +626,16 @@ impl TxnTable {
                 self.timers.disarm(&mut c.timers, 0);
                 self.timers.disarm(&mut c.timers, 1);
                 let pending_cancel = c.cancel == Cancel::Pending;
-                if code > 100
-                    && c.cancel == Cancel::No
-                    && let Some(tc) = self.cfg.timer_c
-                {
+                // Without restart_timer_c (OpenSIPS's restart_fr_on_each_reply 0), only a
+                // provisional above the last one (and 180 or more after a first) restarts C.
+                let last = c.last_prov;
+                let restart =
+                    self.cfg.restart_timer_c || (code > last && (code >= 180 || last == 0));
+                c.last_prov = c.last_prov.max(code);
+                // RFC 3261 §16.6: 101-199 reset C; from_provisional: a 100 starts it too.
+                let counts = code > 100 || self.cfg.timer_c_from_provisional;
+                if counts && c.cancel == Cancel::No && c.timer_c_ms > 0 && restart {
+                    let tc = Duration::from_millis(u64::from(c.timer_c_ms));
                     self.arm_client(ck, TimerKind::C, at(now, tc));
                 }
                 if pending_cancel {
@@ -905,6 +918,12 @@ impl TxnTable {
     ) -> ClientKey {
         let invite = key.method == Method::Invite;
         let key = key.detached();
+        let over = parent
+            .and_then(|(sk, _)| self.servers.get(sk.0))
+            .and_then(|s| s.branch_timers.as_deref().copied())
+            .unwrap_or_default();
+        let timer_c = over.timer_c.or(self.cfg.timer_c);
+        let timer_c_ms = timer_c.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
         let txn = ClientTxn {
             key: key.clone(),
             state: if invite {
@@ -921,17 +940,21 @@ impl TxnTable {
             provisional: false,
             cancel: Cancel::No,
             internal,
+            timer_c_ms,
+            last_prov: 0,
         };
         let ck = ClientKey(self.clients.insert(txn));
         self.client_map.insert(key, ck);
         let t1 = self.cfg.t1;
-        let t64 = self.cfg.timer_bf();
+        let t64 = over.fr_timeout.unwrap_or_else(|| self.cfg.timer_bf());
         if invite {
             if !dest.is_reliable() {
                 self.arm_client(ck, TimerKind::A, at(now, t1));
             }
             self.arm_client(ck, TimerKind::B, at(now, t64));
-            if let Some(c) = self.cfg.timer_c {
+            if let Some(c) = timer_c
+                && !self.cfg.timer_c_from_provisional
+            {
                 self.arm_client(ck, TimerKind::C, at(now, c));
             }
         } else {
@@ -968,6 +991,50 @@ impl TxnTable {
         if let Some(s) = self.servers.get_mut(sk.0) {
             s.cancel_hdrs = hdrs;
         }
+    }
+
+    /// Timers B/F and C for the branches `sk` creates from now on (branches already sent
+    /// keep theirs); `BranchTimers::default()` goes back to the configuration's.
+    pub fn set_branch_timers(&mut self, sk: ServerKey, t: BranchTimers) {
+        if let Some(s) = self.servers.get_mut(sk.0) {
+            s.branch_timers = (t != BranchTimers::default()).then(|| Box::new(t));
+        }
+    }
+
+    /// Timer C of one pending INVITE branch (`None`: the configuration's), e.g. set while its
+    /// provisional response is processed: once a provisional came, C runs again from `now`
+    /// with the new value; later provisionals restart it with that value too.
+    pub fn set_client_timer_c(&mut self, now: Instant, ck: ClientKey, d: Option<Duration>) {
+        let d = d.or(self.cfg.timer_c);
+        let Some(c) = self.clients.get_mut(ck.0) else {
+            return;
+        };
+        if !c.invite() || c.internal {
+            return;
+        }
+        c.timer_c_ms = d.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+        let live =
+            matches!(c.state, ClientState::Proceeding) && c.provisional && c.cancel == Cancel::No;
+        match d {
+            Some(d) if live => self.arm_client(ck, TimerKind::C, at(now, d)),
+            None if live => self.timers.disarm(&mut c.timers, TimerKind::C.slot()),
+            _ => {}
+        }
+    }
+
+    /// The index (in creation order, from 0) of the branch whose final response is the best
+    /// of `sk` so far (§16.7 selection), if any branch has a non-2xx final response.
+    pub fn selected_branch_index(&self, sk: ServerKey) -> Option<usize> {
+        let f = self.servers.get(sk.0)?.fork.as_deref()?;
+        f.agg.select().map(|s| usize::from(s.branch))
+    }
+
+    /// The branch timer overrides of `sk` (default: none).
+    pub fn branch_timers(&self, sk: ServerKey) -> BranchTimers {
+        self.servers
+            .get(sk.0)
+            .and_then(|s| s.branch_timers.as_deref().copied())
+            .unwrap_or_default()
     }
 
     /// Header lines (each ending in CRLF) that the ACKs of `sk`'s branches (to their negative

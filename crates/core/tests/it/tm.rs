@@ -1373,3 +1373,370 @@ fn dns_failover_after_a_refused_tcp_connect() {
     assert_eq!(r.status(), Some(200));
     assert_eq!(r.to().unwrap().tag(), Some(&b"tcptag"[..]));
 }
+
+#[test]
+fn t_reply_with_body_sends_a_stateful_reply_with_the_body() {
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        "  if ($rU != \"untyped\")\n    \
+         append_to_reply(\"Content-Type: application/sdp\\r\\nX-Extra: 1\\r\\n\");\n  \
+         t_reply_with_body(200, \"OK Body\", \"v=0\\r\\ns=sipox\\r\\n\");",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let req = request("OPTIONS", "sip:bob@127.0.0.1", port, "rwb1");
+    uac.send_to(&req, addr).unwrap();
+    let (r, _) = recv_from(&uac);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.reason(), b"OK Body");
+    assert_eq!(
+        header(&r, "Content-Type").as_deref(),
+        Some("application/sdp")
+    );
+    assert_eq!(header(&r, "X-Extra").as_deref(), Some("1"));
+    assert_eq!(r.body(), b"v=0\r\ns=sipox\r\n");
+    assert_eq!(header(&r, "Content-Length").as_deref(), Some("14"));
+    assert!(header(&r, "To").unwrap().contains(";tag="));
+    // Stateful: the retransmission gets the same reply again (same To tag).
+    uac.send_to(&req, addr).unwrap();
+    let (r2, _) = recv_from(&uac);
+    assert_eq!(r2.raw(), r.raw());
+    // Without a Content-Type from append_to_reply the body goes untyped (as OpenSIPS).
+    let req = request("OPTIONS", "sip:untyped@127.0.0.1", port, "rwb2");
+    uac.send_to(&req, addr).unwrap();
+    let (r, _) = recv_from(&uac);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(header(&r, "Content-Type"), None);
+    assert_eq!(r.body(), b"v=0\r\ns=sipox\r\n");
+}
+
+#[test]
+fn branch_pvs_t_ruri_last_reply_code_and_bavp_follow_their_branch() {
+    // Two parallel branches; the branch route gives each a $bavp(who); the onreply route
+    // shows the branch's $bavp and last reply code and records one more $bavp; the failure
+    // route sees the winning (486) branch's R-URI, last code and branch AVPs.
+    let uas1 = udp();
+    let uas2 = udp();
+    let p1 = uas1.local_addr().unwrap().port();
+    let p2 = uas2.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "",
+        &format!(
+            "  $bavp(who) = \"request\";\n  append_hf(\"X-Bavp: $bavp(who)\\r\\n\");\n  \
+             append_branch(\"sip:carol@127.0.0.1:{p2}\");\n  t_on_branch(\"b\");\n  \
+             t_on_reply(\"r\");\n  t_on_failure(\"f\");\n  t_relay();\n}}\n\
+             branch_route[b] {{\n  $bavp(who) = $rU;\n}}\n\
+             onreply_route[r] {{\n  \
+             append_hf(\"X-Last: $T_branch_last_reply_code who=$bavp(who) $T_ruri\\r\\n\");\n  \
+             $bavp(seen) = $T_branch_last_reply_code;\n}}\n\
+             failure_route[f] {{\n  \
+             t_reply(599, \"idx=$T_branch_idx ruri=$T_ruri last=$T_branch_last_reply_code \
+             who=$bavp(who) seen=$bavp(seen)\");"
+        ),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p1}");
+    uac.send_to(&request("INVITE", &ruri, port, "bpv1"), addr)
+        .unwrap();
+    let (inv1, from1) = recv_from(&uas1);
+    let (inv2, from2) = recv_from(&uas2);
+    // $bavp is for branch, reply and failure routes only.
+    assert_eq!(header(&inv1, "X-Bavp").as_deref(), Some("<null>"));
+    answer(&uas1, &inv1, from1, 180, "Ringing");
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(180));
+    assert_eq!(header(&r, "X-Last"), Some(format!("180 who=bob {ruri}")));
+    answer(&uas2, &inv2, from2, 183, "Progress");
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(183));
+    assert_eq!(
+        header(&r, "X-Last"),
+        Some(format!("183 who=carol sip:carol@127.0.0.1:{p2}"))
+    );
+    answer(&uas2, &inv2, from2, 503, "Unavailable");
+    answer(&uas1, &inv1, from1, 486, "Busy Here");
+    let fin = recv_skip_100(&uac);
+    assert_eq!(fin.status(), Some(599));
+    assert_eq!(
+        String::from_utf8_lossy(fin.reason()),
+        format!("idx=0 ruri={ruri} last=486 who=bob seen=486")
+    );
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn t_fr_timeout_pvs_read_and_set_the_transactions_timers() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_timeout\", 10)\nmodparam(\"tm\", \"fr_inv_timeout\", 60)",
+        "  append_hf(\"X-Before: $T_fr_timeout/$T_fr_inv_timeout\\r\\n\");\n  \
+         $T_fr_inv_timeout = 1;\n  t_newtran();\n  $T_fr_timeout = 3;\n  \
+         append_hf(\"X-After: $T_fr_timeout/$T_fr_inv_timeout\\r\\n\");\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    uac.send_to(&request("INVITE", &ruri, port, "frt1"), addr)
+        .unwrap();
+    let (inv, from) = recv_from(&uas);
+    assert_eq!(header(&inv, "X-Before").as_deref(), Some("10/60"));
+    assert_eq!(header(&inv, "X-After").as_deref(), Some("3/1"));
+    let t0 = Instant::now();
+    answer(&uas, &inv, from, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    // fr_inv of this transaction: 1 s, not 60.
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(408));
+    let e = t0.elapsed();
+    assert!(
+        e >= Duration::from_millis(900) && e < Duration::from_secs(3),
+        "{e:?}"
+    );
+    let (cancel, _) = recv_from(&uas);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn restart_fr_on_each_reply_decides_whether_provisionals_restart_fr_inv() {
+    for restart in [0, 1] {
+        let uas = udp();
+        let p = uas.local_addr().unwrap().port();
+        let (_s, addr) = start(&tm_cfg(
+            &format!(
+                "modparam(\"tm\", \"fr_inv_timeout\", 2)\n\
+                 modparam(\"tm\", \"restart_fr_on_each_reply\", {restart})"
+            ),
+            "  t_relay();",
+        ));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        let ruri = format!("sip:bob@127.0.0.1:{p}");
+        uac.send_to(
+            &request("INVITE", &ruri, port, &format!("rfr{restart}")),
+            addr,
+        )
+        .unwrap();
+        let (inv, from) = recv_from(&uas);
+        let t0 = Instant::now();
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        // The same 180 again: only restart_fr_on_each_reply restarts fr_inv for it (with 0,
+        // only a higher provisional code would).
+        std::thread::sleep(Duration::from_millis(1500).saturating_sub(t0.elapsed()));
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        let r = recv_skip_100(&uac);
+        assert_eq!(r.status(), Some(408));
+        let e = t0.elapsed();
+        if restart == 0 {
+            // 2 s after the 180.
+            assert!(
+                e >= Duration::from_millis(1900) && e < Duration::from_millis(2900),
+                "{e:?}"
+            );
+        } else {
+            // 2 s after the second 180.
+            assert!(e >= Duration::from_millis(3400), "{e:?}");
+        }
+    }
+}
+
+#[test]
+fn onreply_avp_mode_keeps_or_discards_reply_route_avp_changes() {
+    for (mode, expect) in [(0, "n=0"), (1, "n=3")] {
+        let uas = udp();
+        let p = uas.local_addr().unwrap().port();
+        let (_s, addr) = start(&tm_cfg(
+            &format!("modparam(\"tm\", \"onreply_avp_mode\", {mode})"),
+            "  $avp(n) = 0;\n  t_on_reply(\"r\");\n  t_on_failure(\"f\");\n  t_relay();\n}\n\
+             onreply_route[r] {\n  $avp(n) = $avp(n) + 1;\n}\n\
+             failure_route[f] {\n  t_reply(599, \"n=$avp(n)\");",
+        ));
+        let uac = udp();
+        let port = uac.local_addr().unwrap().port();
+        let ruri = format!("sip:bob@127.0.0.1:{p}");
+        uac.send_to(&request("INVITE", &ruri, port, &format!("oam{mode}")), addr)
+            .unwrap();
+        let (inv, from) = recv_from(&uas);
+        answer(&uas, &inv, from, 180, "Ringing");
+        assert_eq!(recv_skip_100(&uac).status(), Some(180));
+        answer(&uas, &inv, from, 183, "Progress");
+        assert_eq!(recv_skip_100(&uac).status(), Some(183));
+        answer(&uas, &inv, from, 486, "Busy Here");
+        let fin = recv_skip_100(&uac);
+        assert_eq!(fin.status(), Some(599));
+        assert_eq!(fin.reason(), expect.as_bytes(), "mode {mode}");
+    }
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the MI call's clock
+fn t_new_request_and_mi_t_uac_dlg_go_through_local_route() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (s, addr) = start(&tm_cfg(
+        "",
+        &format!(
+            "  if ($rU == \"drop\") $var(u) = \"dropme\"; else $var(u) = \"alice\";\n  \
+             if (t_new_request(\"MESSAGE\", \"sip:$var(u)@127.0.0.1:{p}\", \
+             \"BOB sip:bob@sipox.test\", \"sip:alice@sipox.test\", \
+             \"text/plain Hello Alice!\", \"ctx-$si\"))\n    \
+             sl_send_reply(200, \"Sent\");\n  else\n    sl_send_reply(500, \"Not sent\");\n}}\n\
+             local_route {{\n  if ($rU == \"dropme\") drop;\n  \
+             if ($rm == \"MESSAGE\") t_new_request(\"NOTIFY\", \"sip:copy@127.0.0.1:{p}\", \
+             \"sip:a@sipox.test\", \"sip:b@sipox.test\");\n  \
+             append_hf(\"X-Local: $rm $avp(uac_ctx)\\r\\n\");"
+        ),
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    uac.send_to(&request("OPTIONS", "sip:go@127.0.0.1", port, "tnr1"), addr)
+        .unwrap();
+    // A request made in local_route goes out without running local_route again.
+    let (n, nfrom) = recv_from(&uas);
+    assert_eq!(n.method(), Some(Method::Notify));
+    assert_eq!(n.ruri_raw(), format!("sip:copy@127.0.0.1:{p}").as_bytes());
+    assert_eq!(header(&n, "X-Local"), None);
+    answer(&uas, &n, nfrom, 200, "OK");
+    let (m, from) = recv_from(&uas);
+    assert_eq!(m.method(), Some(Method::Message));
+    assert_eq!(m.ruri_raw(), format!("sip:alice@127.0.0.1:{p}").as_bytes());
+    let f = header(&m, "From").unwrap();
+    assert!(f.starts_with("BOB <sip:bob@sipox.test>;tag="), "{f}");
+    assert_eq!(header(&m, "To").as_deref(), Some("<sip:alice@sipox.test>"));
+    assert_eq!(header(&m, "Content-Type").as_deref(), Some("text/plain"));
+    assert_eq!(m.body(), b"Hello Alice!");
+    assert_eq!(
+        header(&m, "X-Local").as_deref(),
+        Some("MESSAGE ctx-127.0.0.1")
+    );
+    assert!(m.call_id().is_some() && m.cseq().is_ok());
+    let (r, _) = recv_from(&uac);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.reason(), b"Sent");
+    // The UAS's reply ends at tm; no retransmission follows it.
+    answer(&uas, &m, from, 200, "OK");
+    uas.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(
+        uas.recv_from(&mut buf).is_err(),
+        "answered: no retransmission"
+    );
+    uac.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(uac.recv_from(&mut buf).is_err(), "the reply stays in tm");
+
+    // local_route drops it: nothing is sent and t_new_request fails.
+    uac.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    uac.send_to(
+        &request("OPTIONS", "sip:drop@127.0.0.1", port, "tnr2"),
+        addr,
+    )
+    .unwrap();
+    let (r, _) = recv_from(&uac);
+    assert_eq!(r.status(), Some(500));
+    assert!(uas.recv_from(&mut buf).is_err(), "dropped in local_route");
+
+    // MI t_uac_dlg requests go through local_route too.
+    uas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let call = std::thread::spawn(move || {
+        s.mi.call(
+            "t_uac_dlg",
+            &serde_json::json!({
+                "method": "OPTIONS",
+                "ruri": format!("sip:bob@127.0.0.1:{p}"),
+                "headers": "From: <sip:mi@sipox>\r\nTo: <sip:bob@example.com>\r\n",
+            }),
+            std::time::SystemTime::now(),
+        )
+    });
+    let (req, from) = recv_from(&uas);
+    assert_eq!(req.method(), Some(Method::Options));
+    assert_eq!(header(&req, "X-Local").as_deref(), Some("OPTIONS <null>"));
+    answer(&uas, &req, from, 200, "OK");
+    let v = call.join().unwrap().unwrap();
+    assert_eq!(v["Status"], "200 OK");
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn t_fr_inv_timeout_set_in_the_onreply_route_applies_to_that_branch() {
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_inv_timeout\", 60)",
+        "  t_on_reply(\"r\");\n  t_relay();\n}\n\
+         onreply_route[r] {\n  if (t_check_status(\"180\")) $T_fr_inv_timeout = 1;",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let ruri = format!("sip:bob@127.0.0.1:{p}");
+    uac.send_to(&request("INVITE", &ruri, port, "frr1"), addr)
+        .unwrap();
+    let (inv, from) = recv_from(&uas);
+    let t0 = Instant::now();
+    answer(&uas, &inv, from, 180, "Ringing");
+    assert_eq!(recv_skip_100(&uac).status(), Some(180));
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(408));
+    let e = t0.elapsed();
+    assert!(
+        e >= Duration::from_millis(900) && e < Duration::from_secs(3),
+        "{e:?}"
+    );
+    let (cancel, _) = recv_from(&uas);
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+}
+
+#[test]
+fn t_new_request_from_a_timer_route() {
+    // Outside any SIP message: a timer route sends an OPTIONS ping of tm's own; the ping's
+    // 200 stays in tm (the transaction ends instead of retransmitting).
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, _addr) = start(&tm_cfg(
+        &format!(
+            "timer_route[ping, 1] {{\n  \
+             t_new_request(\"OPTIONS\", \"sip:ping@127.0.0.1:{p}\", \"sip:sipox@sipox.test\", \
+             \"sip:ping@sipox.test\");\n}}"
+        ),
+        "  exit;",
+    ));
+    let (req, from) = recv_from(&uas);
+    assert_eq!(req.method(), Some(Method::Options));
+    assert_eq!(req.ruri_raw(), format!("sip:ping@127.0.0.1:{p}").as_bytes());
+    let first = req.via1().unwrap().branch().unwrap().to_vec();
+    answer(&uas, &req, from, 200, "OK");
+    // The next message is the next tick's new request, not a retransmission of the first.
+    let (next, _) = recv_from(&uas);
+    assert_eq!(next.method(), Some(Method::Options));
+    assert_ne!(next.via1().unwrap().branch().unwrap(), &first[..]);
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test measures the timeout
+fn fr_inv_timeout_starts_with_the_first_provisional() {
+    // As OpenSIPS: a short fr_inv does not cut the wait for a first reply (fr_timeout).
+    let uas = udp();
+    let p = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&tm_cfg(
+        "modparam(\"tm\", \"fr_timeout\", 2)",
+        "  $T_fr_inv_timeout = 1;\n  t_relay();",
+    ));
+    let uac = udp();
+    let port = uac.local_addr().unwrap().port();
+    let t0 = Instant::now();
+    uac.send_to(
+        &request("INVITE", &format!("sip:bob@127.0.0.1:{p}"), port, "fip1"),
+        addr,
+    )
+    .unwrap();
+    let r = recv_skip_100(&uac);
+    assert_eq!(r.status(), Some(408));
+    let e = t0.elapsed();
+    assert!(e >= Duration::from_millis(1900), "{e:?}");
+}

@@ -3,6 +3,7 @@
 //! reply selection, a seeded lossy soak, and the memory cost per transaction.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod branch_timers;
 mod cancel;
 mod fork;
 mod harness;

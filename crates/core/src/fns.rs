@@ -331,16 +331,9 @@ impl Call for Forward {
             }
         }
         if !(dest.starts_with(b"sip:") || dest.starts_with(b"sips:")) {
-            // forward("udp:10.0.0.1:5060") style: turn proto:host:port into a SIP URI.
-            let s = String::from_utf8_lossy(&dest).into_owned();
-            let uri = match s.split_once(':') {
-                Some((p, rest)) if sipox_transport::Proto::parse(p).is_some() => {
-                    format!("sip:{rest};transport={p}")
-                }
-                _ => format!("sip:{s}"),
-            };
+            let uri = destination_uri(&dest);
             dest.clear();
-            dest.extend_from_slice(uri.as_bytes());
+            dest.extend_from_slice(&uri);
         }
         let r = forward_to(cx, &dest);
         cx.give_buf(dest);
@@ -515,6 +508,22 @@ fn forward_to(cx: &mut MsgCx, dest: &[u8]) -> i32 {
             1
         }
         Err(_) => -1,
+    }
+}
+
+/// A script destination as a SIP URI: `sip:`/`sips:` URIs as they are, `proto:host[:port]`
+/// (OpenSIPS's `forward("udp:10.0.0.1:5060")` style) as `sip:host[:port];transport=proto`,
+/// anything else as `sip:<text>`.
+pub(crate) fn destination_uri(dest: &[u8]) -> Vec<u8> {
+    if dest.starts_with(b"sip:") || dest.starts_with(b"sips:") {
+        return dest.to_vec();
+    }
+    let s = String::from_utf8_lossy(dest);
+    match s.split_once(':') {
+        Some((p, rest)) if sipox_transport::Proto::parse(p).is_some() => {
+            format!("sip:{rest};transport={p}").into_bytes()
+        }
+        _ => format!("sip:{s}").into_bytes(),
     }
 }
 

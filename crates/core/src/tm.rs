@@ -33,6 +33,9 @@
 //! 0: they are dropped, though the routes still read the transaction's AVPs).
 //! Also `wt_timer`, `delete_timer`, `enable_stats`, `ruri_matching`, `via1_matching` (below).
 //!
+//! `t_relay([flags][, proxy])`: with `proxy` (`[proto:]host[:port]` or a SIP URI) every branch
+//! is sent there, its R-URI unchanged (as `$du` would, for this call only).
+//!
 //! `t_relay` flags (compiled at fixup; a comma-separated list of OpenSIPS 3.5's names, or the
 //! old numeric bits; an unknown name is a load error): `no-auto-477` (0x02), `no-dns-failover`
 //! (0x04, sticks to the transaction), `pass-reason-hdr` (0x08: given to `t_relay` of a CANCEL,
@@ -1354,6 +1357,7 @@ impl Tm {
         (i, sk): (usize, ServerKey),
         failure: bool,
         flags: u8,
+        proxy: Option<&[u8]>,
     ) -> i32 {
         // (R-URI, destination, path) per branch; a path (from registrar's lookup) becomes
         // Route headers of that branch, RFC 3327.
@@ -1454,6 +1458,10 @@ impl Tm {
                 }
             }
 
+            // t_relay's outbound proxy: every branch goes there, its R-URI unchanged.
+            if let Some(p) = proxy {
+                p.clone_into(&mut duri);
+            }
             let id = self.new_branch_id(i);
             let b = BranchTarget {
                 uri: &uri,
@@ -2093,6 +2101,8 @@ impl RelayFlagsArg {
 #[derive(Debug)]
 struct TRelay {
     flags: RelayFlagsArg,
+    /// `t_relay`'s second argument: `[proto:]host[:port]` or a SIP URI every branch is sent to.
+    proxy: Option<sipox_script::Fmt>,
 }
 
 impl Call for TRelay {
@@ -2120,7 +2130,14 @@ impl Call for TRelay {
             Err(e) => return Ok(Ret(e)),
         };
         let failure = cx.peek_state::<TmState>().is_some_and(|s| s.failure);
-        let r = rt.tm.relay(&rt, cx, (i, sk), failure, flags);
+        let proxy = self.proxy.as_ref().map(|f| {
+            let mut t = Vec::new();
+            cx.eval_fmt(f, &mut t);
+            crate::fns::destination_uri(t.trim_ascii())
+        });
+        let r = rt
+            .tm
+            .relay(&rt, cx, (i, sk), failure, flags, proxy.as_deref());
         if r < 0 && created && !no_477 {
             let _ = rt.tm.reply(&rt, cx, 477, b"Send failed (477/TM)", b"");
         }
@@ -2959,8 +2976,12 @@ pub(crate) fn register(r: &mut Registry) {
             FnDef {
                 sig: Sig::new("tm", "t_relay", "a?,a?", REQUEST | FAILURE),
                 build: Some(|mut a| {
+                    let flags = RelayFlagsArg::compile(take(&mut a, 0))?;
                     Ok(Box::new(TRelay {
-                        flags: RelayFlagsArg::compile(take(&mut a, 0))?,
+                        flags,
+                        proxy: a
+                            .fmt(1)
+                            .filter(|f| f.as_const().is_none_or(|c| !c.is_empty())),
                     }))
                 }),
             },

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use sipox_sip_msg::{Method, ReplyOpts, SipMsg, build_reply};
 
 use super::sipp::{calls_through, data, free_port, have, server};
-use super::{request, start, udp};
+use super::{recv, request, start, udp};
 
 fn recv_from(s: &UdpSocket) -> (SipMsg, SocketAddr) {
     let mut buf = vec![0u8; 65_535];
@@ -1739,4 +1739,30 @@ fn fr_inv_timeout_starts_with_the_first_provisional() {
     assert_eq!(r.status(), Some(408));
     let e = t0.elapsed();
     assert!(e >= Duration::from_millis(1900), "{e:?}");
+}
+
+#[test]
+fn t_relay_outbound_proxy_argument_sends_every_branch_there() {
+    let uas = udp();
+    let up = uas.local_addr().unwrap().port();
+    let (_s, addr) = start(&format!(
+        "socket = udp:127.0.0.1:0\nloadmodule \"tm.so\"\n\
+         route {{ append_branch(\"sip:carol@example.invalid\"); t_relay(\"\", \"udp:127.0.0.1:{up}\"); exit; }}\n"
+    ));
+    let c = udp();
+    let me = c.local_addr().unwrap().port();
+    c.send_to(
+        &request("OPTIONS", "sip:bob@example.invalid", me, "obp1"),
+        addr,
+    )
+    .unwrap();
+    // Both branches reach the proxy, each with its own R-URI untouched.
+    let mut ruris: Vec<String> = (0..2)
+        .map(|_| String::from_utf8_lossy(recv(&uas).ruri_raw()).into_owned())
+        .collect();
+    ruris.sort();
+    assert_eq!(
+        ruris,
+        ["sip:bob@example.invalid", "sip:carol@example.invalid"]
+    );
 }

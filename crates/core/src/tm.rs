@@ -1181,27 +1181,7 @@ impl Tm {
         reason: &[u8],
         hdrs: &[u8],
     ) -> bool {
-        let r = {
-            let mut g = self.shard(i).lock();
-            let r = g.table.reply_with(now(), sk, code, Some(reason), hdrs);
-            if r.is_ok()
-                && code >= 200
-                && let Some(t) = g.txns.get_mut(&sk)
-            {
-                t.settle();
-            }
-            r
-        };
-        // Counted before it leaves, so whoever got the reply sees it in the statistics.
-        if r.is_ok() {
-            rt.counters.sl_sent(code);
-            self.stat(|s| s.local_replies.inc());
-            if code >= 200 {
-                self.count_final(code);
-            }
-        }
-        self.pump(rt, i);
-        r.is_ok()
+        self.reply_on_full(rt, i, sk, code, reason, hdrs, None)
     }
 
     /// [`Self::reply_on`] with a body `(content type, body)` (`t_reply_with_body`).
@@ -1229,6 +1209,7 @@ impl Tm {
             }
             r
         };
+        // Counted before it leaves, so whoever got the reply sees it in the statistics.
         if r.is_ok() {
             rt.counters.sl_sent(code);
             self.stat(|s| s.local_replies.inc());

@@ -768,29 +768,10 @@ fn read_sip(r: &mut impl std::io::BufRead) -> Option<SipMsg> {
 
 #[test]
 fn udp_caller_tcp_callee_double_record_route() {
-    use std::io::{BufReader, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::mpsc;
+    use std::io::Write;
 
     // The callee: a TCP listener; every message read (with its connection) goes to `rx`.
-    let lis = TcpListener::bind("127.0.0.1:0").unwrap();
-    let tp = lis.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel::<(SipMsg, TcpStream)>();
-    std::thread::spawn(move || {
-        for c in lis.incoming() {
-            let Ok(c) = c else { return };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let w = c.try_clone().unwrap();
-                let mut r = BufReader::new(c);
-                while let Some(m) = read_sip(&mut r) {
-                    if tx.send((m, w.try_clone().unwrap())).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let (tp, rx) = tcp_callee();
     let (up, tcp) = (free_port(false), free_port(false));
     let _s = server(&format!(
         "socket = udp:127.0.0.1:{up}\nsocket = tcp:127.0.0.1:{tcp}\n\
@@ -1309,9 +1290,8 @@ fn ruri_and_via1_matching_off_match_rfc2543_retransmissions_with_other_ruri_and_
 
 #[test]
 fn dns_failover_after_a_refused_tcp_connect() {
-    use std::io::{BufReader, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::mpsc;
+    use std::io::Write;
+    use std::net::TcpListener;
 
     // The first target: a TCP port nobody listens on.
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -1320,24 +1300,7 @@ fn dns_failover_after_a_refused_tcp_connect() {
         .unwrap()
         .port();
     // The second: a TCP callee; every message read (with its connection) goes to `rx`.
-    let lis = TcpListener::bind("127.0.0.1:0").unwrap();
-    let tp = lis.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel::<(SipMsg, TcpStream)>();
-    std::thread::spawn(move || {
-        for c in lis.incoming() {
-            let Ok(c) = c else { return };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let w = c.try_clone().unwrap();
-                let mut r = BufReader::new(c);
-                while let Some(m) = read_sip(&mut r) {
-                    if tx.send((m, w.try_clone().unwrap())).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let (tp, rx) = tcp_callee();
     let (up, tcp) = (free_port(false), free_port(false));
     let s = server(&format!(
         "socket = udp:127.0.0.1:{up}\nsocket = tcp:127.0.0.1:{tcp}\n\
@@ -1765,4 +1728,31 @@ fn t_relay_outbound_proxy_argument_sends_every_branch_there() {
         ruris,
         ["sip:bob@example.invalid", "sip:carol@example.invalid"]
     );
+}
+
+/// A TCP callee on loopback: its port, and every message it reads (with the connection it came
+/// on, to answer through).
+fn tcp_callee() -> (
+    u16,
+    std::sync::mpsc::Receiver<(SipMsg, std::net::TcpStream)>,
+) {
+    let lis = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tp = lis.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for c in lis.incoming() {
+            let Ok(c) = c else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let w = c.try_clone().unwrap();
+                let mut r = std::io::BufReader::new(c);
+                while let Some(m) = read_sip(&mut r) {
+                    if tx.send((m, w.try_clone().unwrap())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (tp, rx)
 }

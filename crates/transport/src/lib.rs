@@ -11,7 +11,6 @@
 //! and frames each connection, one writes to it from a bounded queue. The handler is called on
 //! the thread that received the message; it must not block for long.
 
-mod mmsg;
 mod sched;
 mod spec;
 mod tcp;

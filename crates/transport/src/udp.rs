@@ -51,45 +51,42 @@ pub(crate) fn spawn_receivers(t: &Transports) -> std::io::Result<()> {
 fn receive_loop(t: &Transports, sock: &UdpSocket, id: crate::SocketId, local: SocketAddr) {
     crate::sched::batch_policy();
     let inner = t.inner();
-    let mut batch = crate::mmsg::Batch::new();
+    let mut buf = vec![0u8; 65_536];
     while !inner.stop.load(Ordering::Relaxed) {
-        let Ok(n) = batch.recv(sock) else {
-            continue;
+        let (n, remote) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => continue,
         };
-        for k in 0..n {
-            let Some((data, from, truncated)) = batch.get(k) else {
-                continue;
-            };
-            let Some(remote) = from else {
-                continue;
-            };
-            if truncated {
-                // Longer than any UDP payload can be: nothing sensible to parse.
+        let data = &buf[..n];
+        if is_keepalive(data) {
+            inner.stats.keepalives.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let src = Source {
+            socket: id,
+            proto: Proto::Udp,
+            remote,
+            local,
+            conn: None,
+        };
+        inner.stats.received.fetch_add(1, Ordering::Relaxed);
+        match SipMsg::parse_with(
+            Bytes::copy_from_slice(data),
+            &inner.cfg.limits,
+            Framing::Datagram,
+        ) {
+            Ok(msg) => inner.handler.on_message(msg, &src, t),
+            Err(e) => {
                 inner.stats.bad.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if is_keepalive(data) {
-                inner.stats.keepalives.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let src = Source {
-                socket: id,
-                proto: Proto::Udp,
-                remote,
-                local,
-                conn: None,
-            };
-            inner.stats.received.fetch_add(1, Ordering::Relaxed);
-            match SipMsg::parse_with(
-                Bytes::copy_from_slice(data),
-                &inner.cfg.limits,
-                Framing::Datagram,
-            ) {
-                Ok(msg) => inner.handler.on_message(msg, &src, t),
-                Err(e) => {
-                    inner.stats.bad.fetch_add(1, Ordering::Relaxed);
-                    inner.handler.on_bad_message(data, e, &src, t);
-                }
+                inner.handler.on_bad_message(data, e, &src, t);
             }
         }
     }

@@ -809,10 +809,7 @@ fn tcp_alias(cx: &mut MsgCx, port: Option<u16>) -> i32 {
     };
     let port = port
         .or_else(|| cx.msg().and_then(|m| m.via1().ok()).and_then(|v| v.port()))
-        .unwrap_or(match src.proto {
-            sipox_transport::Proto::Tls | sipox_transport::Proto::Wss => 5061,
-            _ => 5060,
-        });
+        .unwrap_or_else(|| crate::rr::default_port(src.proto));
     let Some(rt) = cx.ext::<Runtime>() else {
         return -1;
     };
@@ -892,18 +889,8 @@ impl Call for Send {
     fn call(&self, cx: &mut MsgCx) -> R {
         let mut d = cx.take_buf();
         cx.eval_fmt(&self.0, &mut d);
-        let text = String::from_utf8_lossy(&d).into_owned();
+        let uri = destination_uri(&d);
         cx.give_buf(d);
-        let uri = if text.starts_with("sip:") || text.starts_with("sips:") {
-            text
-        } else {
-            match text.split_once(':') {
-                Some((p, rest)) if sipox_transport::Proto::parse(p).is_some() => {
-                    format!("sip:{rest};transport={p}")
-                }
-                _ => format!("sip:{text}"),
-            }
-        };
         let extra = self.1.as_ref().map(|h| {
             let mut b = Vec::new();
             cx.eval_fmt(h, &mut b);
@@ -912,7 +899,7 @@ impl Call for Send {
         let Some(rt) = cx.ext::<Runtime>() else {
             return Ok(Ret(-1));
         };
-        let Ok(u) = sipox_sip_msg::uri(uri.as_bytes()) else {
+        let Ok(u) = sipox_sip_msg::uri(&uri) else {
             return Ok(Ret(-1));
         };
         let Ok(target) = sipox_proxy::request_target(&u) else {

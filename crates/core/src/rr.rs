@@ -309,7 +309,8 @@ fn host_port_of(s: &SocketInfo) -> (String, u16) {
     crate::runtime::advertised(s)
 }
 
-fn default_port(p: Proto) -> u16 {
+/// The port a URI or Via without one means for transport `p`.
+pub(crate) fn default_port(p: Proto) -> u16 {
     match p {
         Proto::Tls | Proto::Wss => 5061,
         _ => 5060,

@@ -278,13 +278,18 @@ pub(crate) fn reply_to_via_for_message() {
     REPLY_TO_VIA.with(|f| f.set(true));
 }
 
-/// The host and port this server names itself by on `sock` for the current message: the
-/// socket's address, its `as` advertised address, or the script's per-message override.
-pub(crate) fn advertised(sock: &sipox_transport::SocketInfo) -> (String, u16) {
-    let (mut host, mut port) = match &sock.advertised {
+/// The host and port `sock` names this server by: its `as` advertised address, else its own.
+pub(crate) fn socket_host_port(sock: &sipox_transport::SocketInfo) -> (String, u16) {
+    match &sock.advertised {
         Some((h, p)) => (h.clone(), *p),
         None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
-    };
+    }
+}
+
+/// The host and port this server names itself by on `sock` for the current message:
+/// [`socket_host_port`], or the script's per-message override.
+pub(crate) fn advertised(sock: &sipox_transport::SocketInfo) -> (String, u16) {
+    let (mut host, mut port) = socket_host_port(sock);
     ADVERTISED.with(|a| {
         let a = a.borrow();
         if let Some(h) = &a.0 {
@@ -304,6 +309,8 @@ thread_local! {
 /// Readies the thread's context for a route run outside the receive path (a reply's or a
 /// transaction's route): the transport source the functions see, and the time.
 pub(crate) fn prepare_cx(cx: &mut MsgCx, src: Option<&Source>) {
+    // Per-message script settings of whatever this thread ran before do not carry over.
+    reset_message_overrides();
     if let Some(src) = src {
         cx.set_source(script_source(src));
     }

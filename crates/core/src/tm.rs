@@ -889,7 +889,7 @@ impl Tm {
         let failure = {
             let mut g = self.shard(i).lock();
             let nb = g.table.branches(sk).len();
-            let selected = g.table.selected_branch_index(sk);
+            let selected = g.table.selected_branch(sk).map(|(idx, _)| idx);
             g.txns.get_mut(&sk).and_then(|t| {
                 if code >= 300 {
                     let win = t.winning_branch(selected, code);
@@ -1523,7 +1523,7 @@ impl Tm {
         let mut d = {
             let mut g = self.shard(i).lock();
             let sh = &mut *g;
-            let Some((ck, _, _)) = sh.table.selected_branch(sk) else {
+            let Some((_, ck)) = sh.table.selected_branch(sk) else {
                 return false;
             };
             let Some(t) = sh.txns.get_mut(&sk) else {
@@ -1603,10 +1603,7 @@ impl Tm {
 fn retarget(rt: &Runtime, req: &Bytes, peer: Peer, branch: &str) -> Option<Bytes> {
     let tx = rt.transports()?;
     let sock = tx.socket_for(proto_of(peer.transport), &peer.addr)?;
-    let (host, port) = match &sock.advertised {
-        Some((h, p)) => (h.clone(), *p),
-        None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
-    };
+    let (host, port) = crate::runtime::socket_host_port(sock);
     let via = sipox_proxy::via_value(peer.transport, &host, port, branch, false);
     let mut msg = SipMsg::parse(req.clone()).ok()?;
     if !msg.pop_via() {
@@ -1713,10 +1710,7 @@ impl Tm {
                 .socket_for(proto_of(transport), &addr)
                 .ok_or(UacError::NoSocket)?,
         };
-        let (host, port) = match &sock.advertised {
-            Some((h, p)) => (h.clone(), *p),
-            None => (sipox_proxy::fmt_ip(sock.local.ip()), sock.local.port()),
-        };
+        let (host, port) = crate::runtime::socket_host_port(sock);
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let i = usize::try_from(n % SHARDS as u64).unwrap_or(0);
         let branch = self.new_branch_id(i);
@@ -2045,6 +2039,15 @@ mod relay_flags {
     }
 }
 
+/// A reply code argument: a number in 100..=699.
+fn reply_code(cx: &mut MsgCx, a: &Arg) -> Option<u16> {
+    text(cx, a)
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|c| (100..=699).contains(c))
+}
+
 /// `t_relay`'s flags: compiled at fixup, or read per call when given by a variable.
 #[derive(Debug)]
 enum RelayFlagsArg {
@@ -2238,12 +2241,7 @@ impl Call for TReply {
         let Some(rt) = cx.ext::<Runtime>() else {
             return Ok(Ret(-1));
         };
-        let code = text(cx, &self.code)
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|c| (100..=699).contains(c));
-        let Some(code) = code else {
+        let Some(code) = reply_code(cx, &self.code) else {
             cx.log(
                 -1,
                 b"ERROR: t_reply: reply code must be a number in 100..699",
@@ -2525,12 +2523,7 @@ impl Call for TReplyByCallid {
         let Some(rt) = cx.ext::<Runtime>() else {
             return Ok(Ret(-1));
         };
-        let Some(code) = text(cx, &self.code)
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|c| (100..=699).contains(c))
-        else {
+        let Some(code) = reply_code(cx, &self.code) else {
             return Ok(Ret(-1));
         };
         let reason = text(cx, &self.reason);
@@ -2592,12 +2585,7 @@ impl Call for TReplyWithBody {
         let Some(rt) = cx.ext::<Runtime>() else {
             return Ok(Ret(-1));
         };
-        let Some(code) = text(cx, &self.code)
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|c| (100..=699).contains(c))
-        else {
+        let Some(code) = reply_code(cx, &self.code) else {
             cx.log(
                 -1,
                 b"ERROR: t_reply_with_body: reply code must be a number in 100..699",

@@ -1022,13 +1022,6 @@ impl TxnTable {
         }
     }
 
-    /// The index (in creation order, from 0) of the branch whose final response is the best
-    /// of `sk` so far (§16.7 selection), if any branch has a non-2xx final response.
-    pub fn selected_branch_index(&self, sk: ServerKey) -> Option<usize> {
-        let f = self.servers.get(sk.0)?.fork.as_deref()?;
-        f.agg.select().map(|s| usize::from(s.branch))
-    }
-
     /// The branch timer overrides of `sk` (default: none).
     pub fn branch_timers(&self, sk: ServerKey) -> BranchTimers {
         self.servers
@@ -1059,14 +1052,12 @@ impl TxnTable {
             .is_some_and(|s| s.keep_branches_on_2xx)
     }
 
-    /// The branch whose final response §16.7 selected for `sk` so far: its key, its status
-    /// code (before any 503→500 mapping), and whether it is a received response (`false`
-    /// for a local 408/503).
-    pub fn selected_branch(&self, sk: ServerKey) -> Option<(ClientKey, u16, bool)> {
+    /// The branch whose final response is the best of `sk` so far (§16.7 selection), if any
+    /// branch has a non-2xx final response: its index (in creation order, from 0) and key.
+    pub fn selected_branch(&self, sk: ServerKey) -> Option<(usize, ClientKey)> {
         let f = self.servers.get(sk.0)?.fork.as_deref()?;
-        let sel = f.agg.select()?;
-        let ck = *f.branches.get(usize::from(sel.branch))?;
-        Some((ck, sel.code, sel.reply.is_some()))
+        let idx = usize::from(f.agg.select()?.branch);
+        Some((idx, *f.branches.get(idx)?))
     }
 
     /// Cancels every pending INVITE branch of a server transaction.

@@ -165,7 +165,7 @@ fn timer_c_of_a_live_branch_set_after_its_provisional() {
 #[test]
 fn selected_branch_is_the_index_of_the_best_final() {
     let (mut t, t0, sk) = setup(TxnConfig::default(), None);
-    assert_eq!(t.selected_branch_index(sk), None);
+    assert_eq!(t.selected_branch(sk).map(|(idx, _)| idx), None);
     // A second branch (index 1).
     let mut m = SipMsg::parse(invite("z9hG4bKuac1")).unwrap();
     m.push_via(b"SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKproxy2");
@@ -182,9 +182,13 @@ fn selected_branch_is_the_index_of_the_best_final() {
         t.handle_message(t0 + S, m, Peer::udp(addr(from))).unwrap();
     };
     fin(&mut t, "z9hG4bKproxy1", 503, 9);
-    assert_eq!(t.selected_branch_index(sk), Some(0));
+    assert_eq!(t.selected_branch(sk).map(|(idx, _)| idx), Some(0));
     fin(&mut t, "z9hG4bKproxy2", 486, 8);
-    assert_eq!(t.selected_branch_index(sk), Some(1), "4xx ranks over 5xx");
+    assert_eq!(
+        t.selected_branch(sk).map(|(idx, _)| idx),
+        Some(1),
+        "4xx ranks over 5xx"
+    );
 }
 
 #[test]
